@@ -1,0 +1,64 @@
+"""Run a function over every pixel of a huge 2-D image: chunked, parallel, out of core, exact.
+
+>>> import pipeline
+>>> dem = pipeline.open_image("dem.tif")                      # lazy, chunked
+>>> slope = pipeline.apply(my_slope, dem, depth=1, boundary="nearest", dtype="float32")
+>>> report = pipeline.save(slope, "slope.zarr")               # parallel, streamed to Zarr
+
+The public names are imported on first use, so that ``import pipeline`` (and the CLI's
+``--help``) does not pay for importing dask, zarr and tifffile.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("pipeline")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
+
+if TYPE_CHECKING:
+    from pipeline.errors import PipelineError
+    from pipeline.grid import BlockInfo, Window
+    from pipeline.image import open_image
+    from pipeline.ops import apply
+    from pipeline.plan import save
+    from pipeline.report import RunReport
+
+__all__ = [
+    "BlockInfo",
+    "PipelineError",
+    "RunReport",
+    "Window",
+    "__version__",
+    "apply",
+    "open_image",
+    "save",
+]
+
+_LAZY = {
+    "BlockInfo": "pipeline.grid",
+    "PipelineError": "pipeline.errors",
+    "RunReport": "pipeline.report",
+    "Window": "pipeline.grid",
+    "apply": "pipeline.ops",
+    "open_image": "pipeline.image",
+    "save": "pipeline.plan",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'pipeline' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

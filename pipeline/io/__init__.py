@@ -1,0 +1,64 @@
+"""Readers (TIFF, Zarr, NPY) that read any window of a file, and the Zarr writer.
+
+Every reader is a small picklable description of its file that opens the file in each read,
+so the same object works on threads, processes and cluster workers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.errors import UnsupportedSourceError
+from pipeline.io.base import check_image_shape, sniff_format
+from pipeline.io.npy import NpySource
+from pipeline.io.tiff import TiffSource
+from pipeline.io.zarr_ import (
+    ZarrSource,
+    ZarrTarget,
+    create_target,
+    directory_size,
+    read_group_attributes,
+    update_group_attributes,
+)
+
+if TYPE_CHECKING:
+    import os
+
+__all__ = [
+    "FileSource",
+    "NpySource",
+    "TiffSource",
+    "ZarrSource",
+    "ZarrTarget",
+    "check_image_shape",
+    "create_target",
+    "directory_size",
+    "open_source",
+    "read_group_attributes",
+    "update_group_attributes",
+]
+
+FileSource = TiffSource | ZarrSource | NpySource
+"""Any file-backed reader."""
+
+
+def open_source(path: str | os.PathLike[str], level: int = 0) -> FileSource:
+    """Open the image at ``path`` (TIFF, Zarr or NPY, recognised by content) without reading
+    pixel data; ``level`` selects a pyramid level where the file has one."""
+    path = Path(path).expanduser()
+    fmt = sniff_format(path)
+    if path.name in ("zarr.json", ".zarray", ".zgroup"):
+        path = path.parent
+    source: FileSource
+    if fmt == "tiff":
+        source = TiffSource.open(path, level)
+    elif fmt == "zarr":
+        source = ZarrSource.open(path, level)
+    else:
+        if level:
+            msg = f"{path}: a .npy file has only level 0, not {level}"
+            raise UnsupportedSourceError(msg)
+        source = NpySource.open(path)
+    check_image_shape(source.shape, str(path))
+    return source

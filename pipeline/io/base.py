@@ -1,0 +1,62 @@
+"""What every reader shares: recognising a format from its bytes and checking dimensions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.errors import SourceNotFoundError, UnsupportedSourceError
+
+__all__ = ["check_image_shape", "sniff_format"]
+
+_MAGIC = {
+    b"II*\x00": "tiff",
+    b"MM\x00*": "tiff",
+    b"II+\x00": "tiff",
+    b"MM\x00+": "tiff",
+    b"\x93NUM": "npy",
+}
+_ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
+SUPPORTED = "TIFF (.tif, .tiff), Zarr v2/v3 (a directory) or NumPy (.npy)"
+
+
+def sniff_format(path: Path) -> str:
+    """``"tiff"``, ``"zarr"`` or ``"npy"`` from the content of ``path``, not from its name."""
+    if not path.exists():
+        hint = ""
+        if path.parent.is_dir():
+            near = sorted(p.name for p in path.parent.iterdir() if p.stem == path.stem)
+            hint = f" (found {', '.join(near)} beside it)" if near else ""
+        msg = f"{path}: no such file or directory{hint}; check the path"
+        raise SourceNotFoundError(msg)
+    if path.is_dir():
+        if any((path / marker).exists() for marker in _ZARR_MARKERS):
+            return "zarr"
+        msg = (
+            f"{path} is a directory but not a Zarr store (it has no zarr.json, .zarray or "
+            f".zgroup); pass an image file or a Zarr store: {SUPPORTED}"
+        )
+        raise SourceNotFoundError(msg)
+    if path.name in _ZARR_MARKERS:
+        return "zarr"
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    fmt = _MAGIC.get(head)
+    if fmt is None:
+        what = "an empty file" if not head else f"a file starting with bytes {head!r}"
+        msg = f"{path} is not an image: {what}; pipeline reads {SUPPORTED}"
+        raise UnsupportedSourceError(msg)
+    return fmt
+
+
+def check_image_shape(shape: tuple[int, ...], what: str) -> None:
+    """Refuse anything but a non-empty 2-D ``(Y, X)`` or 3-D ``(Y, X, C)`` image."""
+    if len(shape) not in (2, 3):
+        msg = (
+            f"{what} has {len(shape)} dimension(s), shape {shape}; pipeline works on 2-D "
+            "(Y, X) images or 3-D (Y, X, C) images with channels last: select or reshape "
+            "the data first"
+        )
+        raise UnsupportedSourceError(msg)
+    if 0 in shape:
+        msg = f"{what} is empty (shape {shape}); there are no pixels to compute"
+        raise UnsupportedSourceError(msg)

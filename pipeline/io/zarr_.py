@@ -1,0 +1,381 @@
+"""Zarr: reading v2/v3 arrays and OME-Zarr groups, and writing `pipeline`'s outputs.
+
+Named ``zarr_`` so that it cannot shadow the ``zarr`` package (as xarray names ``netCDF4_``).
+
+Outputs are OME-Zarr (NGFF 0.5) groups with the full-resolution array at ``"0"``, so that
+viewers open them and `open_image` reads them back. NGFF orders axes channel first, so a
+``(Y, X, C)`` image is stored as ``(C, Y, X)`` and transposed on the way in and out.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.errors import (
+    CorruptSourceError,
+    OutputExistsError,
+    SourceNotFoundError,
+    UnsupportedSourceError,
+)
+from pipeline.grid import Window
+from pipeline.io.base import check_image_shape
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import zarr
+    from numpy.typing import NDArray
+
+__all__ = [
+    "ZarrSource",
+    "ZarrTarget",
+    "create_target",
+    "multiscales",
+    "read_group_attributes",
+    "update_group_attributes",
+]
+
+NGFF_VERSION = "0.5"
+_METADATA_FILES = ("zarr.json", ".zarray", ".zgroup")
+
+
+def multiscales(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The first OME-Zarr multiscales entry of a group's attributes (NGFF 0.4 or 0.5)."""
+    ome = attrs.get("ome")
+    entries = ome.get("multiscales") if isinstance(ome, dict) else attrs.get("multiscales")
+    if isinstance(entries, list) and entries and isinstance(entries[0], dict):
+        return entries[0]
+    return None
+
+
+def _axis_names(axes: Any) -> tuple[str, ...] | None:
+    if not axes:
+        return None
+    names = [a.get("name") if isinstance(a, dict) else a for a in axes]
+    return tuple(str(n).lower() for n in names) if all(names) else None
+
+
+def _metadata_mtime(path: Path) -> int:
+    for name in _METADATA_FILES:
+        candidate = path / name
+        if candidate.exists():
+            return candidate.stat().st_mtime_ns
+    return 0
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_array(root: str, array_path: str, token: str) -> zarr.Array[Any]:
+    """An opened array, once per process (``token`` keeps a rewritten store from reusing it)."""
+    import zarr
+
+    del token
+    return zarr.open_array(store=root, path=array_path, mode="r")
+
+
+@dataclass(frozen=True, slots=True)
+class ZarrSource:
+    """A window reader for a Zarr array, or one level of an OME-Zarr group."""
+
+    path: Path
+    """The store (directory)."""
+    array_path: str
+    """Path of the array inside the store (``""`` when the store is the array)."""
+    level: int
+    """Pyramid level (0 = full resolution)."""
+    shape: tuple[int, ...]
+    """``(Y, X)`` or ``(Y, X, C)``."""
+    dtype: np.dtype[Any]
+    """Pixel type."""
+    tile: tuple[int, int]
+    """Stored chunk (or shard, the unit of writing) along Y and X."""
+    index: tuple[int | None, ...]
+    """Per stored axis: ``None`` for a sliced axis, ``0`` for a dropped singleton axis."""
+    order: tuple[int, ...]
+    """Transpose of the sliced axes into ``(Y, X[, C])``."""
+    zarr_format: int
+    """2 or 3."""
+    mtime_ns: int
+    """Modification time of the array metadata: part of the token."""
+
+    format = "zarr"
+
+    @classmethod
+    def open(cls, path: Path, level: int = 0) -> ZarrSource:
+        """Open the array metadata (no chunk is read)."""
+        import zarr
+
+        try:
+            node = zarr.open(store=str(path), mode="r")
+        except FileNotFoundError as exc:
+            msg = f"{path}: no Zarr array or group found ({exc}); check the path"
+            raise SourceNotFoundError(msg) from exc
+        except (ValueError, KeyError, json.JSONDecodeError) as exc:
+            msg = f"{path}: corrupt Zarr metadata ({exc})"
+            raise CorruptSourceError(msg) from exc
+        array_path, axes = "", None
+        if isinstance(node, zarr.Group):
+            ms = multiscales(node.attrs)
+            if ms is None:
+                arrays = sorted(node.array_keys())
+                hint = f"open one of its arrays: {', '.join(str(path / a) for a in arrays[:5])}"
+                msg = (
+                    f"{path} is a Zarr group without OME-Zarr multiscales metadata; "
+                    + (hint if arrays else "it holds no array")
+                )
+                raise UnsupportedSourceError(msg)
+            datasets = ms.get("datasets") or []
+            if not 0 <= level < len(datasets):
+                msg = (
+                    f"{path}: pyramid level {level} does not exist; the multiscales lists "
+                    f"{len(datasets)} level(s), 0 to {len(datasets) - 1}"
+                )
+                raise UnsupportedSourceError(msg)
+            array_path = str(datasets[level]["path"])
+            axes = _axis_names(ms.get("axes"))
+            try:
+                array = node[array_path]
+            except KeyError as exc:
+                msg = f"{path}: multiscales level {level} names array {array_path!r}, missing"
+                raise CorruptSourceError(msg) from exc
+        else:
+            if level:
+                msg = f"{path}: a plain Zarr array has only level 0, not {level}"
+                raise UnsupportedSourceError(msg)
+            array = node
+            axes = _axis_names(getattr(array.metadata, "dimension_names", None))
+        index, order, shape = _layout(tuple(array.shape), axes, str(path))
+        check_image_shape(shape, str(path))
+        unit = array.shards or array.chunks
+        ydim, xdim = _yx(index, order)
+        tile = (min(unit[ydim], shape[0]), min(unit[xdim], shape[1]))
+        return cls(
+            path=path,
+            array_path=array_path,
+            level=level,
+            shape=shape,
+            dtype=np.dtype(array.dtype),
+            tile=tile,
+            index=index,
+            order=order,
+            zarr_format=int(array.metadata.zarr_format),
+            mtime_ns=_metadata_mtime(path / array_path),
+        )
+
+    @property
+    def token(self) -> str:
+        """Identity of the data: path, array, level and metadata modification time."""
+        return f"zarr:{self.path}:{self.array_path}:{self.mtime_ns}"
+
+    @property
+    def nbytes_on_disk(self) -> int:
+        """Total size of the files under the store."""
+        return directory_size(self.path)
+
+    def describe(self) -> dict[str, Any]:
+        """What `pipeline info` prints."""
+        return {
+            "format": f"Zarr v{self.zarr_format}",
+            "layout": f"chunks of {self.tile[0]}x{self.tile[1]}",
+            "array": self.array_path or "(root)",
+        }
+
+    def read(self, window: Window) -> NDArray[Any]:
+        """The pixels of ``window``: only the chunks it overlaps are read and decoded."""
+        array = _cached_array(str(self.path), self.array_path, self.token)
+        ydim, xdim = _yx(self.index, self.order)
+        selection: list[int | slice] = [
+            slice(None) if keep is None else keep for keep in self.index
+        ]
+        selection[ydim], selection[xdim] = window.to_slices()
+        try:
+            block = np.asarray(array[tuple(selection)])
+        except Exception as exc:
+            msg = (
+                f"{self.path}: cannot read window {window} of array "
+                f"{self.array_path or '(root)'} ({type(exc).__name__}: {exc}); a chunk is "
+                "damaged: rewrite the store"
+            )
+            raise CorruptSourceError(msg) from exc
+        return block.transpose(self.order) if self.order != tuple(range(block.ndim)) else block
+
+
+def _yx(index: tuple[int | None, ...], order: tuple[int, ...]) -> tuple[int, int]:
+    """Stored axis numbers of Y and X."""
+    kept = [i for i, k in enumerate(index) if k is None]
+    return kept[order[0]], kept[order[1]]
+
+
+def _layout(
+    shape: tuple[int, ...], axes: tuple[str, ...] | None, what: str
+) -> tuple[tuple[int | None, ...], tuple[int, ...], tuple[int, ...]]:
+    """Which stored axes to keep and how to order them as ``(Y, X[, C])``."""
+    if axes is not None and len(axes) == len(shape) and {"y", "x"} <= set(axes):
+        keep = {"y", "x", "c"}
+        extra = [(a, n) for a, n in zip(axes, shape, strict=True) if a not in keep and n != 1]
+        if extra:
+            msg = (
+                f"{what}: axes {axes} with shape {shape}: axis {extra[0][0]!r} has "
+                f"{extra[0][1]} entries; pipeline reads 2-D (Y, X) or (Y, X, C) images"
+            )
+            raise UnsupportedSourceError(msg)
+        index = tuple(None if a in keep else 0 for a in axes)
+        kept = [a for a in axes if a in keep]
+        order = tuple(kept.index(a) for a in ("y", "x", "c") if a in kept)
+    else:
+        # Without axis names: drop leading singleton axes, then read (Y, X) or (Y, X, C).
+        lead = 0
+        while len(shape) - lead > 2 and shape[lead] == 1:
+            lead += 1
+        index = (0,) * lead + (None,) * (len(shape) - lead)
+        order = tuple(range(len(shape) - lead))
+    kept_shape = tuple(n for n, k in zip(shape, index, strict=True) if k is None)
+    return index, order, tuple(kept_shape[i] for i in order)
+
+
+def directory_size(path: Path) -> int:
+    """Bytes in all files under ``path``."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@functools.lru_cache(maxsize=16)
+def _writable_array(root: str, array_path: str, run_id: str) -> zarr.Array[Any]:
+    import zarr
+
+    del run_id
+    return zarr.open_array(store=root, path=array_path, mode="r+")
+
+
+@dataclass(frozen=True, slots=True)
+class ZarrTarget:
+    """An output array being written; small and picklable, opened once per worker process."""
+
+    path: Path
+    """The store (directory)."""
+    array_path: str
+    """The full-resolution array inside the store."""
+    shape: tuple[int, ...]
+    """``(Y, X)`` or ``(Y, X, C)``, in pipeline order."""
+    dtype: np.dtype[Any]
+    """Pixel type."""
+    chunks: tuple[int, int]
+    """Stored chunk along Y and X."""
+    run_id: str
+    """Identifies this creation of the store, so that a cached handle is never reused for a
+    store that was deleted and written again."""
+
+    def write(self, window: Window, block: NDArray[Any]) -> int:
+        """Write ``block`` at ``window`` (which must cover whole chunks); returns its bytes."""
+        array = _writable_array(str(self.path), self.array_path, self.run_id)
+        ys, xs = window.to_slices()
+        if len(self.shape) == 3:
+            array[:, ys, xs] = np.moveaxis(block, -1, 0)
+        else:
+            array[ys, xs] = block
+        return int(block.nbytes)
+
+
+def _is_zarr_store(path: Path) -> bool:
+    return any((path / name).exists() for name in _METADATA_FILES)
+
+
+def create_target(
+    path: Path,
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    chunks: tuple[int, int],
+    *,
+    overwrite: bool,
+    attributes: dict[str, Any],
+    run_id: str,
+    name: str = "",
+) -> ZarrTarget:
+    """Create an empty OME-Zarr output (group + array ``"0"``), zstd-compressed.
+
+    An existing ``path`` is refused unless ``overwrite``; even then only a Zarr store (or an
+    empty directory) is deleted, never another kind of directory or file.
+    """
+    import zarr
+    from zarr.codecs import ZstdCodec
+
+    if path.exists():
+        if not overwrite:
+            msg = (
+                f"output {path} already exists; pass overwrite=True (CLI: --overwrite) to "
+                "replace it, or choose another path"
+            )
+            raise OutputExistsError(msg)
+        if path.is_file() or not (_is_zarr_store(path) or not any(path.iterdir())):
+            msg = (
+                f"refusing to overwrite {path}: it is not a Zarr store, and overwriting "
+                "deletes it; choose another output path"
+            )
+            raise OutputExistsError(msg)
+        shutil.rmtree(path)
+    channels = len(shape) == 3
+    stored_shape = (shape[2], shape[0], shape[1]) if channels else shape
+    stored_chunks = (shape[2], *chunks) if channels else chunks
+    axes: list[dict[str, str]] = [{"name": "c", "type": "channel"}] if channels else []
+    axes += [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    ome = {
+        "version": NGFF_VERSION,
+        "multiscales": [
+            {
+                "name": name or path.stem,
+                "axes": axes,
+                "datasets": [
+                    {
+                        "path": "0",
+                        "coordinateTransformations": [
+                            {"type": "scale", "scale": [1.0] * len(stored_shape)}
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    group = zarr.open_group(store=str(path), mode="w-", zarr_format=3)
+    group.attrs.update({"ome": ome, **attributes})
+    fill = np.nan if np.dtype(dtype).kind in "fc" else 0
+    group.create_array(
+        "0",
+        shape=stored_shape,
+        chunks=stored_chunks,
+        dtype=dtype,
+        compressors=ZstdCodec(level=3),
+        fill_value=fill,
+        dimension_names=[a["name"] for a in axes],
+    )
+    return ZarrTarget(
+        path=path,
+        array_path="0",
+        shape=tuple(shape),
+        dtype=np.dtype(dtype),
+        chunks=chunks,
+        run_id=run_id,
+    )
+
+
+def read_group_attributes(path: Path) -> dict[str, Any]:
+    """The attributes of the group at ``path``."""
+    import zarr
+
+    return dict(zarr.open_group(store=str(path), mode="r").attrs)
+
+
+def update_group_attributes(path: Path, updates: dict[str, Any]) -> None:
+    """Merge ``updates`` into the attributes of the group at ``path``."""
+    import zarr
+
+    zarr.open_group(store=str(path), mode="r+").attrs.update(updates)

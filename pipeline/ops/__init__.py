@@ -1,0 +1,41 @@
+"""How user functions become block tasks: block programs, `apply`, and their dask graphs."""
+
+from __future__ import annotations
+
+from pipeline.ops.apply import apply
+from pipeline.ops.graph import (
+    Program,
+    as_dask,
+    as_node,
+    block_task,
+    compute_window,
+    program_of,
+    source_array,
+    to_dask,
+    tokenize,
+)
+from pipeline.ops.program import (
+    BLOCK_INFO_KEYWORD,
+    ChunkedNode,
+    Node,
+    SourceNode,
+    StepNode,
+)
+
+__all__ = [
+    "BLOCK_INFO_KEYWORD",
+    "ChunkedNode",
+    "Node",
+    "Program",
+    "SourceNode",
+    "StepNode",
+    "apply",
+    "as_dask",
+    "as_node",
+    "block_task",
+    "compute_window",
+    "program_of",
+    "source_array",
+    "to_dask",
+    "tokenize",
+]

@@ -1,0 +1,180 @@
+"""`apply`: run a function over every block of one or more images, with a halo."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from pipeline.errors import ArgumentError
+from pipeline.grid import Boundary, ChunkGrid, normalize_depth
+from pipeline.ops.graph import as_dask, as_node, to_dask, tokenize
+from pipeline.ops.program import (
+    BLOCK_INFO_KEYWORD,
+    StepNode,
+    accepts_block_info,
+    describe_function,
+)
+
+if TYPE_CHECKING:
+    import dask.array as da
+    from numpy.typing import DTypeLike
+
+    from pipeline.grid import BoundaryLike, DepthLike
+
+__all__ = ["apply"]
+
+
+def apply(
+    func: Callable[..., Any],
+    *images: Any,
+    depth: DepthLike = 0,
+    boundary: BoundaryLike = "reflect",
+    dtype: DTypeLike | None = None,
+    channels: int | Literal["input"] | None = "input",
+    **params: Any,
+) -> da.Array:
+    """Apply ``func`` to every block of ``images``, each block read with a halo of ``depth``.
+
+    Parameters
+    ----------
+    func
+        Called as ``func(block, [block2, ...], **params)`` once per output block. Each block
+        holds its core plus ``depth`` pixels on every side, padded beyond the image edge by
+        ``boundary``. It returns either the core or an array of the padded shape (which is
+        then trimmed). If it has a ``block_info`` parameter, it also receives a
+        :class:`~pipeline.BlockInfo` with the block's global window and the image shape.
+    *images
+        One or more images of the same height and width: arrays from
+        :func:`~pipeline.open_image`, other dask arrays, or numpy arrays. Blocks follow the
+        chunks of the first image; the others are read window by window to match, whatever
+        their own chunking or dtype.
+    depth
+        Halo width: one int, or ``(dy, dx)``. It may exceed a chunk, not the image.
+    boundary
+        What the halo holds beyond the image edge: ``"reflect"`` (default), ``"mirror"``,
+        ``"nearest"``, ``"periodic"``, ``"constant"`` (0) or a number (that constant),
+        ``"nan"`` (integer images become floating point), or ``"none"`` (edge blocks arrive
+        smaller). See :data:`pipeline.grid.BOUNDARY_MODES`.
+    dtype
+        dtype of the output; default: that of the first image. Results are cast to it if the
+        cast is safe within the same kind (float64 to float32), refused otherwise.
+    channels
+        Shape of the output's channel axis: ``"input"`` (default) keeps the first image's,
+        ``None`` makes a 2-D ``(Y, X)`` output, an int ``k`` a ``(Y, X, k)`` output. Declared,
+        never guessed: ``func`` is not called on a dummy array.
+    **params
+        Passed to ``func`` as keyword arguments.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; one task per block. Computing it, or passing it to :func:`~pipeline.save`,
+        runs ``func``. Applying another function to it fuses both into the same tasks.
+
+    Examples
+    --------
+    >>> import numpy as np, pipeline
+    >>> image = np.arange(12.0).reshape(3, 4)
+    >>> mean3 = lambda b: sum(b[i : i + 3, j : j + 4] for i in range(3) for j in range(3)) / 9
+    >>> pipeline.apply(mean3, image, depth=1, boundary="nearest").shape
+    (3, 4)
+    """
+    if not callable(func):
+        msg = f"apply() needs a function first, got {type(func).__name__} {func!r}"
+        raise ArgumentError(msg)
+    if not images:
+        msg = f"apply({describe_function(func)}) needs at least one image after the function"
+        raise ArgumentError(msg)
+    arrays = [as_dask(image) for image in images]
+    first = arrays[0]
+    for k, array in enumerate(arrays):
+        if array.ndim not in (2, 3):
+            msg = (
+                f"image {k} has {array.ndim} dimension(s), shape {array.shape}; apply() works "
+                "on (Y, X) or (Y, X, C) images"
+            )
+            raise ArgumentError(msg)
+        if array.shape[:2] != first.shape[:2]:
+            msg = (
+                f"image {k} is {array.shape[0]}x{array.shape[1]} but image 0 is "
+                f"{first.shape[0]}x{first.shape[1]}; inputs of one step must have the same "
+                "height and width: resample or crop them first"
+            )
+            raise ArgumentError(msg)
+    shape2d = (int(first.shape[0]), int(first.shape[1]))
+    if 0 in shape2d:
+        msg = f"image is empty (shape {first.shape}); there are no pixels to compute"
+        raise ArgumentError(msg)
+    depth_yx = normalize_depth(depth, shape2d)
+    bound = Boundary.parse(boundary)
+    for array in arrays:
+        bound.check_value(array.dtype)
+    out_dtype = np.dtype(first.dtype if dtype is None else dtype)
+    out_shape = _output_shape(shape2d, first.shape, channels)
+    wants_info = accepts_block_info(func, len(arrays))
+    _check_params(func, len(arrays), params, wants_info)
+
+    nodes, collections = [], []
+    for array in arrays:
+        node, deps = as_node(array)
+        nodes.append(node)
+        collections.extend(deps)
+    label = describe_function(func)
+    step_token = tokenize(func, params, depth_yx, str(bound), out_dtype.str, out_shape)
+    root = StepNode(
+        func=func,
+        inputs=tuple(nodes),
+        depth=depth_yx,
+        boundary=bound,
+        dtype=out_dtype,
+        shape=out_shape,
+        params=dict(params),
+        block_info=wants_info,
+        label=label,
+        step_token=step_token,
+    )
+    grid = ChunkGrid.from_dask(first.chunks)
+    short = label.rsplit(".", 1)[-1].replace("<", "").replace(">", "")
+    name = f"{short}-{tokenize(root.token, grid)}"
+    unique = {id(c): c for c in collections}
+    return to_dask(root, grid, name, tuple(unique.values()))
+
+
+def _output_shape(
+    shape2d: tuple[int, int],
+    first_shape: tuple[int, ...],
+    channels: int | Literal["input"] | None,
+) -> tuple[int, ...]:
+    if isinstance(channels, str):
+        if channels != "input":
+            msg = f"channels={channels!r}: use 'input', None (2-D output) or a channel count"
+            raise ArgumentError(msg)
+        return (*shape2d, *first_shape[2:])
+    if channels is None:
+        return shape2d
+    if isinstance(channels, (int, np.integer)) and not isinstance(channels, bool) and channels > 0:
+        return (*shape2d, int(channels))
+    msg = f"channels={channels!r}: use 'input', None (2-D output) or a positive channel count"
+    raise ArgumentError(msg)
+
+
+def _check_params(
+    func: Callable[..., Any], n_images: int, params: dict[str, Any], wants_info: bool
+) -> None:
+    """Fail now, not in the first task, when ``func`` cannot take these arguments."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return
+    extra = {BLOCK_INFO_KEYWORD: None} if wants_info else {}
+    try:
+        signature.bind(*([None] * n_images), **params, **extra)
+    except TypeError as exc:
+        msg = (
+            f"{describe_function(func)}{signature} cannot be called with {n_images} image(s) "
+            f"and parameters {sorted(params)}: {exc}"
+        )
+        raise ArgumentError(msg) from exc

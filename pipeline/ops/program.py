@@ -1,0 +1,285 @@
+"""Block programs: the lazy recipe behind every array `pipeline` makes, evaluated per window.
+
+A program is a small tree of nodes. Leaves read pixels: a :class:`SourceNode` reads any window
+straight from a file; a :class:`ChunkedNode` assembles a window out of the blocks of a dask
+array that `pipeline` did not make, which arrive as task dependencies. A :class:`StepNode`
+applies a user function to its inputs read with a halo, padded by a boundary mode.
+
+Evaluating the root over one output block is one task. Because every node can compute any
+window, a chain of steps fuses into that one task: the halos add up, intermediate results are
+never shipped between tasks, and each task reads its inputs directly from storage.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.errors import BlockFunctionError, BlockShapeError
+from pipeline.grid import (
+    BlockInfo,
+    Boundary,
+    ChunkGrid,
+    Window,
+    WindowSource,
+    padded_read,
+    padded_windows,
+)
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+__all__ = [
+    "BLOCK_INFO_KEYWORD",
+    "ChunkKey",
+    "ChunkedNode",
+    "Node",
+    "SourceNode",
+    "StepNode",
+    "accepts_block_info",
+    "describe_function",
+]
+
+BLOCK_INFO_KEYWORD = "block_info"
+"""A function with a parameter of this name receives a :class:`~pipeline.BlockInfo`."""
+
+ChunkKey = tuple[Any, ...]
+"""A dask key ``(name, i, j[, 0])``."""
+Chunks = Mapping[ChunkKey, "NDArray[Any]"]
+
+
+class Node(ABC):
+    """A lazily computed image that can produce any window of itself."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """``(height, width)``."""
+        return (self.shape[0], self.shape[1])
+
+    @property
+    @abstractmethod
+    def token(self) -> str:
+        """Deterministic identity of what the node computes."""
+
+    @abstractmethod
+    def read(self, window: Window, chunks: Chunks) -> NDArray[Any]:
+        """The pixels of ``window`` (inside the image); ``chunks`` holds dask blocks."""
+
+    @abstractmethod
+    def leaf_reads(self, window: Window) -> Iterator[tuple[Node, Window]]:
+        """Every ``(leaf, window)`` read that computing ``window`` performs."""
+
+    def chunk_keys(self, window: Window) -> set[ChunkKey]:
+        """The dask blocks computing ``window`` needs (none for file-backed programs)."""
+        keys: set[ChunkKey] = set()
+        for leaf, win in self.leaf_reads(window):
+            if isinstance(leaf, ChunkedNode):
+                keys.update(leaf.keys(win))
+        return keys
+
+    def bytes_read(self, window: Window) -> int:
+        """Bytes of input pixels computing ``window`` reads (halos included)."""
+        total = 0
+        for leaf, win in self.leaf_reads(window):
+            if isinstance(leaf, ChunkedNode):
+                total += sum(leaf.chunk_nbytes(key) for key in leaf.keys(win))
+            else:
+                total += win.size * leaf.pixel_nbytes
+        return total
+
+    @property
+    def pixel_nbytes(self) -> int:
+        """Bytes per pixel, all channels."""
+        channels = self.shape[2] if len(self.shape) == 3 else 1
+        return int(self.dtype.itemsize * channels)
+
+    def sources(self) -> Iterator[WindowSource]:
+        """The file-backed sources this program reads."""
+        for leaf, _ in self.leaf_reads(Window.from_shape(self.shape)):
+            if isinstance(leaf, SourceNode):
+                yield leaf.source
+
+
+@dataclass(frozen=True, eq=False)
+class SourceNode(Node):
+    """A leaf that reads windows straight from a file (or any :class:`WindowSource`)."""
+
+    source: WindowSource
+    shape: tuple[int, ...] = field(init=False)
+    dtype: np.dtype[Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(self.source.shape))
+        object.__setattr__(self, "dtype", np.dtype(self.source.dtype))
+
+    @property
+    def token(self) -> str:
+        return self.source.token
+
+    def read(self, window: Window, chunks: Chunks) -> NDArray[Any]:
+        return self.source.read(window)
+
+    def leaf_reads(self, window: Window) -> Iterator[tuple[Node, Window]]:
+        yield self, window
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkedNode(Node):
+    """A leaf over a dask array that `pipeline` did not make (in-memory data, arithmetic).
+
+    Only its name and chunk grid travel with the task; its blocks arrive as dependencies.
+    """
+
+    name: str
+    grid: ChunkGrid
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+
+    @property
+    def token(self) -> str:
+        return f"dask:{self.name}"
+
+    def keys(self, window: Window) -> list[ChunkKey]:
+        """Keys of the blocks overlapping ``window``."""
+        tail = (0,) if len(self.shape) == 3 else ()
+        return [(self.name, i, j, *tail) for i, j in self.grid.overlapping(window)]
+
+    def chunk_nbytes(self, key: ChunkKey) -> int:
+        """Bytes of one block."""
+        i, j = key[1], key[2]
+        return self.grid.rows[i] * self.grid.cols[j] * self.pixel_nbytes
+
+    def read(self, window: Window, chunks: Chunks) -> NDArray[Any]:
+        out = np.empty((*window.shape, *self.shape[2:]), dtype=self.dtype)
+        for key in self.keys(window):
+            block = self.grid.window(key[1], key[2])
+            part = block.intersection(window)
+            out[part.relative_to(window)] = chunks[key][part.relative_to(block)]
+        return out
+
+    def leaf_reads(self, window: Window) -> Iterator[tuple[Node, Window]]:
+        yield self, window
+
+
+def accepts_block_info(func: Callable[..., Any], n_images: int) -> bool:
+    """True when ``func`` has a ``block_info`` parameter that is not taken by an image."""
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        return False
+    positional = [
+        p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    taken = {p.name for p in positional[:n_images]}
+    return any(
+        p.name == BLOCK_INFO_KEYWORD
+        and p.name not in taken
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        for p in params
+    )
+
+
+def describe_function(func: Callable[..., Any]) -> str:
+    """``module.qualname`` of a function, for messages and task names."""
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    if name is None:
+        return repr(func)
+    module = getattr(func, "__module__", None)
+    return f"{module}.{name}" if module and module not in ("__main__", "builtins") else name
+
+
+@dataclass(frozen=True, eq=False)
+class StepNode(Node):
+    """A user function applied to one or more aligned inputs, each read with a halo."""
+
+    func: Callable[..., Any]
+    inputs: tuple[Node, ...]
+    depth: tuple[int, int]
+    boundary: Boundary
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+    params: dict[str, Any]
+    block_info: bool
+    label: str
+    step_token: str
+    """Identity of the function, its parameters and settings (inputs excluded)."""
+
+    @property
+    def token(self) -> str:
+        return f"{self.step_token}({','.join(i.token for i in self.inputs)})"
+
+    def leaf_reads(self, window: Window) -> Iterator[tuple[Node, Window]]:
+        _, pieces = padded_windows(window.pad(self.depth), self.image_shape, self.boundary)
+        for node in self.inputs:
+            for piece in pieces:
+                yield from node.leaf_reads(piece)
+
+    def read(self, window: Window, chunks: Chunks) -> NDArray[Any]:
+        padded = window.pad(self.depth)
+        arrays = []
+        covered = padded
+        for node in self.inputs:
+            array, covered = padded_read(
+                lambda w, node=node: node.read(w, chunks),  # type: ignore[misc]
+                padded,
+                self.image_shape,
+                self.boundary,
+                node.dtype,
+            )
+            arrays.append(array)
+        kwargs = dict(self.params)
+        if self.block_info:
+            kwargs[BLOCK_INFO_KEYWORD] = BlockInfo(
+                core=window,
+                padded=covered,
+                image_shape=self.image_shape,
+                depth=self.depth,
+                boundary=str(self.boundary),
+            )
+        try:
+            result = self.func(*arrays, **kwargs)
+        except Exception as exc:
+            msg = (
+                f"{self.label} failed on the block at pixels {window} (rows {window.y0}-"
+                f"{window.y1 - 1}, columns {window.x0}-{window.x1 - 1}) of the "
+                f"{self.shape[0]}x{self.shape[1]} image: {type(exc).__name__}: {exc}"
+            )
+            raise BlockFunctionError(msg) from exc
+        return self._check(np.asarray(result), window, covered)
+
+    def _check(self, result: NDArray[Any], window: Window, covered: Window) -> NDArray[Any]:
+        tail = self.shape[2:]
+        if result.shape == (*window.shape, *tail):
+            core = result
+        elif result.shape == (*covered.shape, *tail):
+            core = result[window.relative_to(covered)]
+        else:
+            hint = ""
+            if result.shape[:2] in (window.shape, covered.shape):
+                want = f"channels={result.shape[2]}" if result.ndim == 3 else "channels=None"
+                hint = f"; if the output really has this shape, declare {want} in apply()"
+            msg = (
+                f"{self.label} returned shape {result.shape} for the block at pixels {window}; "
+                f"expected the core {(*window.shape, *tail)} or the padded block "
+                f"{(*covered.shape, *tail)}{hint}"
+            )
+            raise BlockShapeError(msg)
+        if core.dtype != self.dtype:
+            if not np.can_cast(core.dtype, self.dtype, casting="same_kind"):
+                msg = (
+                    f"{self.label} returned dtype {core.dtype} for the block at pixels "
+                    f"{window}, but the declared output dtype is {self.dtype}, which cannot "
+                    f"hold it safely; declare dtype={core.dtype.name!r} or cast inside the "
+                    "function"
+                )
+                raise BlockShapeError(msg)
+            core = core.astype(self.dtype)
+        return core

@@ -1,0 +1,202 @@
+"""Named schedulers: where the tasks of a run execute, and how their completion is reported.
+
+``synchronous`` (one thread, for debugging), ``threads`` (the default: numpy, numba and the
+codecs release the GIL), ``processes`` (a spawn-started pool, as on Windows and macOS: for
+pure-Python functions that hold the GIL), ``distributed`` (a LocalCluster started for the run),
+an address such as ``tcp://host:8786`` (an existing cluster), or a ``distributed.Client``.
+Every one reports each finished task as it finishes, which drives the progress bar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.errors import SchedulerError
+
+__all__ = ["LOCAL_SCHEDULERS", "SCHEDULERS", "Executor", "default_workers", "executor"]
+
+LOCAL_SCHEDULERS = ("synchronous", "threads", "processes")
+SCHEDULERS = (*LOCAL_SCHEDULERS, "distributed")
+"""Scheduler names; an address ``tcp://host:port`` or a ``distributed.Client`` also work."""
+
+
+def default_workers() -> int:
+    """Cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+@dataclass
+class Executor:
+    """Runs task graphs on one scheduler, calling back as each requested task finishes."""
+
+    name: str
+    """Scheduler name, or the cluster address."""
+    workers: int
+    """Worker threads or processes (for a cluster: its total threads)."""
+    client: Any = None
+    """The ``distributed.Client`` for distributed runs."""
+    dashboard: str | None = None
+    """The dashboard link of a distributed run."""
+
+    @property
+    def shares_memory(self) -> bool:
+        """True when tasks run in this process (an in-memory store is visible to them)."""
+        return self.name in ("synchronous", "threads")
+
+    def run(
+        self,
+        tasks: Sequence[Any],
+        on_done: Callable[[Any], None],
+    ) -> list[Any]:
+        """Compute ``tasks`` (dask Delayed objects); ``on_done(result)`` as each finishes."""
+        if self.client is not None:
+            return self._run_distributed(tasks, on_done)
+        import dask
+        from dask.callbacks import Callback
+
+        wanted = {t.key for t in tasks}
+
+        def posttask(key: Any, result: Any, *_: Any) -> None:
+            if key in wanted:
+                on_done(result)
+
+        options: dict[str, Any] = {"scheduler": self.name}
+        if self.name != "synchronous":
+            options["num_workers"] = self.workers
+        with Callback(posttask=posttask):
+            return list(dask.compute(*tasks, **options))
+
+    def _run_distributed(self, tasks: Sequence[Any], on_done: Callable[[Any], None]) -> list[Any]:
+        from distributed import as_completed
+
+        futures = self.client.compute(list(tasks))
+        index = {f.key: k for k, f in enumerate(futures)}
+        results: list[Any] = [None] * len(futures)
+        try:
+            for future in as_completed(futures):
+                result = future.result()
+                results[index[future.key]] = result
+                on_done(result)
+        except BaseException:
+            self.client.cancel(futures)
+            raise
+        return results
+
+
+@contextlib.contextmanager
+def executor(scheduler: Any = None, workers: int | None = None) -> Iterator[Executor]:
+    """The executor for ``scheduler``; a cluster it starts is shut down on exit.
+
+    ``None`` means the distributed client already set as default in this process (as dask
+    does), else ``"threads"``.
+    """
+    if scheduler is None:
+        client = _default_client()
+        if client is not None:
+            yield _client_executor(client)
+            return
+        scheduler = "threads"
+    if _is_client(scheduler):
+        yield _client_executor(scheduler)
+        return
+    if not isinstance(scheduler, str):
+        msg = (
+            f"scheduler={scheduler!r} is not a scheduler; use one of {', '.join(SCHEDULERS)}, "
+            "an address tcp://host:port, or a distributed.Client"
+        )
+        raise SchedulerError(msg)
+    if workers is not None and workers < 1:
+        msg = f"workers={workers} must be at least 1"
+        raise SchedulerError(msg)
+    name = scheduler.strip().lower()
+    if name in LOCAL_SCHEDULERS:
+        count = 1 if name == "synchronous" else (workers or default_workers())
+        yield Executor(name=name, workers=count)
+        return
+    if name == "distributed":
+        with _local_cluster(workers or default_workers()) as ex:
+            yield ex
+        return
+    if "://" in name:
+        with _remote_cluster(scheduler) as ex:
+            yield ex
+        return
+    import difflib
+
+    close = difflib.get_close_matches(name, SCHEDULERS, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    msg = (
+        f"unknown scheduler {scheduler!r}: {hint}use one of {', '.join(SCHEDULERS)}, or an "
+        "address such as tcp://127.0.0.1:8786"
+    )
+    raise SchedulerError(msg)
+
+
+def _is_client(obj: object) -> bool:
+    distributed = sys.modules.get("distributed")
+    return distributed is not None and isinstance(obj, distributed.Client)
+
+
+def _default_client() -> Any:
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        return distributed.default_client()
+    except ValueError:
+        return None
+
+
+def _client_executor(client: Any) -> Executor:
+    threads = sum(client.nthreads().values()) or 1
+    return Executor(
+        name=str(client.scheduler.address),
+        workers=threads,
+        client=client,
+        dashboard=client.dashboard_link,
+    )
+
+
+@contextlib.contextmanager
+def _local_cluster(workers: int) -> Iterator[Executor]:
+    from distributed import Client, LocalCluster
+
+    # Bound to loopback: a dashboard or scheduler port open to the network would let anyone
+    # on it run code in this process.
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        ex = _client_executor(client)
+        ex.name = "distributed"
+        yield ex
+
+
+@contextlib.contextmanager
+def _remote_cluster(address: str) -> Iterator[Executor]:
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        msg = (
+            f"cannot reach the Dask scheduler at {address} ({exc}); check that it runs and "
+            "that the address and port are right"
+        )
+        raise SchedulerError(msg) from exc
+    with client:
+        yield _client_executor(client)
