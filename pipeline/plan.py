@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import dask.array as da
 
     from pipeline.grid import ChunksLike
-    from pipeline.ops import ChunkKey
+    from pipeline.ops.program import ChunkKey
 
 __all__ = ["save"]
 
@@ -140,9 +140,7 @@ def save(
     return report
 
 
-def _store_chunks(
-    grid: ChunkGrid, chunks: ChunksLike, shape: tuple[int, ...]
-) -> tuple[int, int]:
+def _store_chunks(grid: ChunkGrid, chunks: ChunksLike, shape: tuple[int, ...]) -> tuple[int, int]:
     """The stored chunk shape: given, or the image's block shape."""
     if chunks is None:
         if not grid.is_regular:
@@ -167,9 +165,7 @@ def _check_not_inside_inputs(target: Path, root: Node) -> None:
     for source in _input_paths(root):
         src = source.resolve()
         if out == src or src in out.parents or out in src.parents:
-            relation = (
-                "is" if out == src else "is inside" if src in out.parents else "contains"
-            )
+            relation = "is" if out == src else "is inside" if src in out.parents else "contains"
             msg = (
                 f"output {target} {relation} the input {source}; writing there could destroy "
                 "the input: choose an output path outside it"

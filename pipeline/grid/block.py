@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.grid.window import Window
-
 if TYPE_CHECKING:
     from numpy.typing import NDArray
+
+    from pipeline.grid.window import Window
 
 __all__ = ["BlockInfo"]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -24,6 +23,8 @@ from pipeline.errors import ArgumentError
 from pipeline.grid.window import Window
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from numpy.typing import DTypeLike, NDArray
 
 __all__ = [
@@ -54,6 +55,7 @@ BOUNDARY_MODES: dict[str, str] = {
     "none": "no padding: blocks at the image edge arrive smaller, without the outside halo",
 }
 """Every boundary mode with a one-line description (used in docs and error messages)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Boundary:
@@ -134,7 +136,9 @@ def _mode_list() -> str:
     return ", ".join(repr(m) for m in BOUNDARY_MODES) + " or a number (constant)"
 
 
-def source_indices(coords: NDArray[np.intp], n: int, mode: str) -> NDArray[np.intp]:
+def source_indices(  # noqa: PLR0911 - one return per mode reads best
+    coords: NDArray[np.intp], n: int, mode: str
+) -> NDArray[np.intp]:
     """For each coordinate along an axis of length ``n``, the coordinate it reads from.
 
     Coordinates inside ``[0, n)`` map to themselves. Outside, the boundary ``mode`` decides;
@@ -196,7 +200,7 @@ def gather_axis(start: int, stop: int, n: int, mode: str) -> AxisGather:
     """Plan how to read the padded interval ``[start, stop)`` of an axis of length ``n``."""
     if mode == "none":
         start, stop = max(start, 0), min(stop, n)
-    if 0 <= start and stop <= n:
+    if start >= 0 and stop <= n:
         return AxisGather(start, stop, ((start, stop),), None)
     src = source_indices(np.arange(start, stop, dtype=np.intp), n, mode)
     needed = np.unique(src[src >= 0])

@@ -91,9 +91,12 @@ class ChunkGrid:
     @property
     def is_regular(self) -> bool:
         """True when every block but the last of each axis has the nominal size."""
-        return all(r == self.rows[0] for r in self.rows[:-1]) and all(
-            c == self.cols[0] for c in self.cols[:-1]
-        ) and self.rows[-1] <= self.rows[0] and self.cols[-1] <= self.cols[0]
+        return (
+            all(r == self.rows[0] for r in self.rows[:-1])
+            and all(c == self.cols[0] for c in self.cols[:-1])
+            and self.rows[-1] <= self.rows[0]
+            and self.cols[-1] <= self.cols[0]
+        )
 
     def window(self, i: int, j: int) -> Window:
         """The global window of block ``(i, j)``."""
@@ -137,10 +140,11 @@ def auto_chunks(
     ny_max, nx_max = math.ceil(height / ty), math.ceil(width / tx)
     tiles_wanted = max(1.0, target_bytes / (bytes_per_pixel * ty * tx))
     side = math.sqrt(tiles_wanted * ty * tx)  # pixels along each side of a square chunk
-    ny = min(ny_max, max(1, round(side / ty)))
+    ny = min(ny_max, max(1, math.floor(side / ty)))
     nx = min(nx_max, max(1, math.floor(tiles_wanted / ny)))
-    if nx == nx_max:  # the chunk spans the width: spend the rest of the budget on rows
-        ny = min(ny_max, max(ny, math.floor(tiles_wanted / nx)))
+    # Spend what the columns left of the budget on rows (more than a square when the chunk
+    # already spans the width).
+    ny = min(ny_max, max(1, math.floor(tiles_wanted / nx)))
     return (min(ny * ty, height), min(nx * tx, width))
 
 

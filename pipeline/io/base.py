@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import SourceNotFoundError, UnsupportedSourceError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["check_image_shape", "sniff_format"]
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.errors import CorruptSourceError, UnsupportedSourceError
-from pipeline.grid import Window
 from pipeline.io.base import check_image_shape
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from numpy.typing import NDArray
+
+    from pipeline.grid import Window
 
 __all__ = ["NpySource"]
 

@@ -11,10 +11,8 @@ hundred picklable bytes that runs on threads, processes and cluster workers alik
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,11 +21,14 @@ from pipeline.errors import CorruptSourceError, PerformanceWarning, UnsupportedS
 from pipeline.grid import Window
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from numpy.typing import NDArray
 
 __all__ = ["TiffSource"]
 
-TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+SINGLE_STRIP_MAX = 32 * 2**20
+"""A compressed single-strip image larger than this warns: every chunk decodes all of it."""
 
 
 def _open(path: Path) -> Any:
@@ -121,7 +122,12 @@ class TiffSource:
             tile = (page.tilelength, page.tilewidth) if tiled else (page.rowsperstrip, width)
             tile = (min(tile[0], height) or height, min(tile[1], width) or width)
             memmappable = bool(page.is_contiguous) and page.compression == 1 and not separate
-            _check_segments(path, page, stat.st_size, tile, tiled, separate)
+            _check_segments(
+                path, page, file_size=stat.st_size, tile=tile, tiled=tiled, separate=separate
+            )
+            if memmappable:
+                # Any window of a memory map is cheap to read: a row is the unit, not the strip.
+                tile = (1, width)
             compression = getattr(page.compression, "name", str(page.compression)).lower()
             source = cls(
                 path=path,
@@ -136,7 +142,8 @@ class TiffSource:
                 file_size=stat.st_size,
                 mtime_ns=stat.st_mtime_ns,
             )
-        if not tiled and tile[0] >= height and height > 1 and not memmappable:
+        plane_bytes = height * width * source.dtype.itemsize * (samples or 1)
+        if not tiled and tile[0] >= height and not memmappable and plane_bytes > SINGLE_STRIP_MAX:
             warnings.warn(
                 f"{path} stores its {height}x{width} image as a single compressed strip, so "
                 "every chunk decodes the whole image; convert it to a tiled TIFF "
@@ -159,9 +166,13 @@ class TiffSource:
     def describe(self) -> dict[str, Any]:
         """What `pipeline info` prints."""
         layout = "tiles" if self.tiled else "strips"
+        if self.memmappable:
+            layout = "contiguous, memory-mapped"
+        else:
+            layout = f"{layout} of {self.tile[0]}x{self.tile[1]}"
         return {
             "format": "TIFF",
-            "layout": f"{layout} of {self.tile[0]}x{self.tile[1]}",
+            "layout": layout,
             "compression": self.compression,
         }
 
@@ -247,7 +258,7 @@ class TiffSource:
         msg = (
             f"{self.path}: {self._where(index)} is missing or truncated "
             f"(offset {page.dataoffsets[index]}, {page.databytecounts[index]} bytes, file "
-            f"{os.path.getsize(self.path)} bytes); the file is incomplete: copy it again"
+            f"{self.path.stat().st_size} bytes); the file is incomplete: copy it again"
         )
         return CorruptSourceError(msg)
 
@@ -255,6 +266,7 @@ class TiffSource:
 def _check_segments(
     path: Path,
     page: Any,
+    *,
     file_size: int,
     tile: tuple[int, int],
     tiled: bool,

@@ -13,8 +13,7 @@ import functools
 import json
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -24,14 +23,16 @@ from pipeline.errors import (
     SourceNotFoundError,
     UnsupportedSourceError,
 )
-from pipeline.grid import Window
 from pipeline.io.base import check_image_shape
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
     import zarr
     from numpy.typing import NDArray
+
+    from pipeline.grid import Window
 
 __all__ = [
     "ZarrSource",
@@ -125,9 +126,8 @@ class ZarrSource:
             if ms is None:
                 arrays = sorted(node.array_keys())
                 hint = f"open one of its arrays: {', '.join(str(path / a) for a in arrays[:5])}"
-                msg = (
-                    f"{path} is a Zarr group without OME-Zarr multiscales metadata; "
-                    + (hint if arrays else "it holds no array")
+                msg = f"{path} is a Zarr group without OME-Zarr multiscales metadata; " + (
+                    hint if arrays else "it holds no array"
                 )
                 raise UnsupportedSourceError(msg)
             datasets = ms.get("datasets") or []
@@ -139,11 +139,10 @@ class ZarrSource:
                 raise UnsupportedSourceError(msg)
             array_path = str(datasets[level]["path"])
             axes = _axis_names(ms.get("axes"))
-            try:
-                array = node[array_path]
-            except KeyError as exc:
+            array = node.get(array_path)
+            if not isinstance(array, zarr.Array):
                 msg = f"{path}: multiscales level {level} names array {array_path!r}, missing"
-                raise CorruptSourceError(msg) from exc
+                raise CorruptSourceError(msg)
         else:
             if level:
                 msg = f"{path}: a plain Zarr array has only level 0, not {level}"
@@ -229,9 +228,10 @@ def _layout(
         kept = [a for a in axes if a in keep]
         order = tuple(kept.index(a) for a in ("y", "x", "c") if a in kept)
     else:
-        # Without axis names: drop leading singleton axes, then read (Y, X) or (Y, X, C).
+        # Without axis names, 2-D is (Y, X) and 3-D is (Y, X, C); leading singleton axes
+        # beyond those (a lone T or Z) are dropped. Other layouts need dimension_names.
         lead = 0
-        while len(shape) - lead > 2 and shape[lead] == 1:
+        while len(shape) - lead > 3 and shape[lead] == 1:
             lead += 1
         index = (0,) * lead + (None,) * (len(shape) - lead)
         order = tuple(range(len(shape) - lead))
@@ -346,7 +346,7 @@ def create_target(
         ],
     }
     group = zarr.open_group(store=str(path), mode="w-", zarr_format=3)
-    group.attrs.update({"ome": ome, **attributes})
+    group.attrs.update(cast("dict[str, Any]", {"ome": ome, **attributes}))
     fill = np.nan if np.dtype(dtype).kind in "fc" else 0
     group.create_array(
         "0",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -13,12 +12,15 @@ from pipeline.grid import Boundary, ChunkGrid, normalize_depth
 from pipeline.ops.graph import as_dask, as_node, to_dask, tokenize
 from pipeline.ops.program import (
     BLOCK_INFO_KEYWORD,
+    Node,
     StepNode,
     accepts_block_info,
     describe_function,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import dask.array as da
     from numpy.typing import DTypeLike
 
@@ -117,7 +119,8 @@ def apply(
     wants_info = accepts_block_info(func, len(arrays))
     _check_params(func, len(arrays), params, wants_info)
 
-    nodes, collections = [], []
+    nodes: list[Node] = []
+    collections: list[Any] = []
     for array in arrays:
         node, deps = as_node(array)
         nodes.append(node)

@@ -9,7 +9,6 @@ single task. The array remembers its program, so that `apply` can fuse a step on
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,8 @@ from pipeline.grid import ChunkGrid, Window, auto_chunks, normalize_chunks
 from pipeline.ops.program import ChunkedNode, ChunkKey, Node, SourceNode
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     import dask.array as da
     from numpy.typing import NDArray
 
@@ -61,7 +62,7 @@ def tokenize(*parts: object) -> str:
 
     try:
         return str(dask_tokenize(*parts, ensure_deterministic=True))
-    except Exception:  # noqa: BLE001 - any object may refuse to tokenize; names stay unique
+    except Exception:
         return uuid.uuid4().hex
 
 
@@ -90,9 +91,7 @@ def block_task(
     from dask._task_spec import Task, TaskRef
 
     keys = tuple(sorted(program.root.chunk_keys(window)))
-    return Task(
-        key, func, program.root, window, *extra, keys, *(TaskRef(k) for k in keys)
-    )
+    return Task(key, func, program.root, window, *extra, keys, *(TaskRef(k) for k in keys))
 
 
 def to_dask(root: Node, grid: ChunkGrid, name: str, collections: Sequence[Any] = ()) -> da.Array:
@@ -134,9 +133,7 @@ def as_dask(array: Any, chunks: ChunksLike = None) -> da.Array:
             array = array.rechunk((grid.rows, grid.cols, *((-1,) if array.ndim == 3 else ())))
         return array
     if not isinstance(array, np.ndarray):
-        msg = (
-            f"expected an image (numpy or dask array, or a path), got {type(array).__name__}"
-        )
+        msg = f"expected an image (numpy or dask array, or a path), got {type(array).__name__}"
         raise ArgumentError(msg)
     itemsize = array.dtype.itemsize * (array.shape[2] if array.ndim == 3 else 1)
     default = auto_chunks(array.shape, IN_MEMORY_TILE, itemsize)

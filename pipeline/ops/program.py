@@ -175,9 +175,7 @@ def accepts_block_info(func: Callable[..., Any], n_images: int) -> bool:
         params = list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError):  # builtins and some C callables have no signature
         return False
-    positional = [
-        p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     taken = {p.name for p in positional[:n_images]}
     return any(
         p.name == BLOCK_INFO_KEYWORD

@@ -1,0 +1,86 @@
+"""Shared fixtures: schedulers by name, a real distributed cluster, and compute guards."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default",
+    deadline=None,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile("ci", parent=settings.get_profile("default"), max_examples=120)
+settings.load_profile("default")
+
+
+@pytest.fixture(scope="session")
+def cluster_client() -> Iterator[Any]:
+    """A real two-process distributed cluster on loopback, shared by the session's tests."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(params=["synchronous", "threads", "processes", "distributed"])
+def scheduler(request: pytest.FixtureRequest) -> Any:
+    """Every scheduler a run can use, by name (``distributed`` is a real cluster's client)."""
+    if request.param == "distributed":
+        return request.getfixturevalue("cluster_client")
+    return request.param
+
+
+class ComputeError(AssertionError):
+    """Raised when a dask task runs where none should."""
+
+
+@contextlib.contextmanager
+def raise_if_dask_computes() -> Iterator[None]:
+    """Fail on any dask task executed by a local scheduler (as xarray's helper does)."""
+    from dask.callbacks import Callback
+
+    def pretask(key: Any, *_: Any) -> None:
+        msg = f"dask computed {key!r} where nothing should be computed"
+        raise ComputeError(msg)
+
+    with Callback(pretask=pretask):
+        yield
+
+
+@pytest.fixture
+def no_pixel_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record (and forbid) every pixel read by any file reader."""
+    from pipeline.io import NpySource, TiffSource, ZarrSource
+
+    calls: list[str] = []
+    for cls in (TiffSource, ZarrSource, NpySource):
+
+        def read(self: Any, window: Any, _cls: type = cls) -> Any:
+            calls.append(f"{_cls.__name__}.read({window})")
+            msg = f"{_cls.__name__} read pixels {window} where nothing should be read"
+            raise ComputeError(msg)
+
+        monkeypatch.setattr(cls, "read", read)
+    return calls
+
+
+def ramp(shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+    """Distinct, deterministic values: every pixel tells where it came from."""
+    return (np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape) * 1.5 + 3).astype(
+        dtype
+    )
