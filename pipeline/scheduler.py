@@ -83,7 +83,7 @@ class Executor:
         index = {f.key: k for k, f in enumerate(futures)}
         results: list[Any] = [None] * len(futures)
         try:
-            for future in as_completed(futures):
+            for future in as_completed(futures, loop=self.client.loop):
                 result = future.result()
                 results[index[future.key]] = result
                 on_done(result)

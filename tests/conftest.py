@@ -81,6 +81,4 @@ def no_pixel_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def ramp(shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
     """Distinct, deterministic values: every pixel tells where it came from."""
-    return (np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape) * 1.5 + 3).astype(
-        dtype
-    )
+    return (np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape) * 1.5 + 3).astype(dtype)

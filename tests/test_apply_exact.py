@@ -32,7 +32,8 @@ def neighbourhood(block: np.ndarray, *, block_info: BlockInfo, weight: float = 1
     dy, dx = block_info.depth
     data = block.astype(np.float64)
     full = np.pad(
-        data, ((dy - top, dy - bottom), (dx - left, dx - right), *[(0, 0)] * (data.ndim - 2)),
+        data,
+        ((dy - top, dy - bottom), (dx - left, dx - right), *[(0, 0)] * (data.ndim - 2)),
         constant_values=np.nan,
     )
     h, w = block_info.core.shape
@@ -58,8 +59,9 @@ def write_source(kind: str, data: np.ndarray, tmp: Path, chunks: tuple[int, int]
         tifffile.imwrite(path, data, tile=tile, compression="zlib", **layout)
         return pipeline.open_image(path, chunks=chunks)
     path = tmp / f"src-{data.shape}-{data.dtype}.zarr"
-    z = zarr.create_array(path, shape=data.shape, chunks=(5, 7, *data.shape[2:]), dtype=data.dtype,
-                          overwrite=True)
+    z = zarr.create_array(
+        path, shape=data.shape, chunks=(5, 7, *data.shape[2:]), dtype=data.dtype, overwrite=True
+    )
     z[:] = data
     return pipeline.open_image(path, chunks=chunks)
 
@@ -96,7 +98,8 @@ def test_chunked_equals_whole_image_for_every_boundary_depth_and_shape(
 
 
 @pytest.mark.parametrize(
-    "shape", [(1, 1), (1, 17), (17, 1), (2, 3), (13, 31), (97, 89)],
+    "shape",
+    [(1, 1), (1, 17), (17, 1), (2, 3), (13, 31), (41, 37)],
     ids=lambda s: f"{s[0]}x{s[1]}",
 )
 @pytest.mark.parametrize("boundary", BOUNDARIES)
@@ -178,9 +181,7 @@ def test_chained_steps_fuse_and_equal_the_whole_image_chain(boundaries: tuple[An
     data = np.random.default_rng(5).random((47, 38))
     image = da.from_array(data, chunks=(9, 8))
     first = pipeline.apply(neighbourhood, image, depth=1, boundary=boundaries[0], dtype="f8")
-    second = pipeline.apply(
-        neighbourhood, first, depth=(3, 2), boundary=boundaries[1], weight=0.5
-    )
+    second = pipeline.apply(neighbourhood, first, depth=(3, 2), boundary=boundaries[1], weight=0.5)
     # Fused: the second step's tasks depend only on the input blocks, not on the first step's.
     graph = dict(second.__dask_graph__())
     assert not any(isinstance(k, tuple) and k[0] == first.name for k in graph)
@@ -194,6 +195,7 @@ def test_a_step_after_plain_dask_arithmetic_is_exact_too(tmp_path: Path) -> None
     tifffile.imwrite(tmp_path / "a.tif", data, tile=(16, 16))
     image = pipeline.open_image(tmp_path / "a.tif", chunks=(16, 32)) * 2 + 1  # not fused
     got = pipeline.apply(neighbourhood, image, depth=4, boundary="periodic", dtype="f8")
-    expected = whole_image(neighbourhood, data * 2 + 1, depth=(4, 4), boundary="periodic",
-                           dtype="f8")
+    expected = whole_image(
+        neighbourhood, data * 2 + 1, depth=(4, 4), boundary="periodic", dtype="f8"
+    )
     np.testing.assert_array_equal(got.compute(), expected)

@@ -49,9 +49,7 @@ def tiff_tiled(tmp: Path) -> Case:
 
 
 def tiff_zstd_predictor(tmp: Path) -> Case:
-    return _tiff(
-        tmp, ramp(SHAPE, np.uint16), tile=(16, 32), compression="zstd", predictor=True
-    )
+    return _tiff(tmp, ramp(SHAPE, np.uint16), tile=(16, 32), compression="zstd", predictor=True)
 
 
 def tiff_rgb_lzw(tmp: Path) -> Case:
@@ -61,7 +59,9 @@ def tiff_rgb_lzw(tmp: Path) -> Case:
 def tiff_planar_separate(tmp: Path) -> Case:
     planes = ramp((3, *SHAPE), np.uint8)
     path = tmp / "planar.tif"
-    tifffile.imwrite(path, planes, planarconfig="separate", photometric="rgb", tile=(32, 32), compression="zlib")
+    tifffile.imwrite(
+        path, planes, planarconfig="separate", photometric="rgb", tile=(32, 32), compression="zlib"
+    )
     return Case(path, np.moveaxis(planes, 0, -1), (32, 32))
 
 
@@ -108,8 +108,9 @@ def zarr_v3_sharded(tmp: Path) -> Case:
 
 def zarr_v2(tmp: Path) -> Case:
     data = ramp((*SHAPE, 2), np.int16)
-    z = zarr.create_array(tmp / "v2.zarr", shape=data.shape, chunks=(25, 25, 2), dtype="i2",
-                          zarr_format=2)
+    z = zarr.create_array(
+        tmp / "v2.zarr", shape=data.shape, chunks=(25, 25, 2), dtype="i2", zarr_format=2
+    )
     z[:] = data
     return Case(tmp / "v2.zarr", data, (25, 25))
 
@@ -120,8 +121,11 @@ def ome_zarr_level1(tmp: Path) -> Case:
     for k, level in enumerate((full, full[:, ::2, ::2])):
         arr = group.create_array(str(k), shape=level.shape, chunks=(3, 32, 32), dtype="f4")
         arr[:] = level
-    axes = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
-            {"name": "x", "type": "space"}]
+    axes = [
+        {"name": "c", "type": "channel"},
+        {"name": "y", "type": "space"},
+        {"name": "x", "type": "space"},
+    ]
     group.attrs["ome"] = {
         "version": "0.5",
         "multiscales": [{"axes": axes, "datasets": [{"path": "0"}, {"path": "1"}]}],
@@ -202,8 +206,13 @@ class TestReader:
 
     @pytest.mark.parametrize(
         "window",
-        [Window(0, 1, 0, 1), Window(0, 101, 156, 157), Window(31, 33, 47, 49),
-         Window(5, 96, 17, 140), Window(100, 101, 0, 157)],
+        [
+            Window(0, 1, 0, 1),
+            Window(0, 101, 156, 157),
+            Window(31, 33, 47, 49),
+            Window(5, 96, 17, 140),
+            Window(100, 101, 0, 157),
+        ],
         ids=["first-pixel", "last-column", "tile-corner", "interior", "last-row"],
     )
     def test_any_window_reads_exactly(self, case: Case, window: Window) -> None:
@@ -216,13 +225,17 @@ class TestReader:
         image = open_case(case)
         assert all(len(c) == 1 for c in image.chunks[2:]), "channels are never split"
         if case.tile is not None:
-            for size, tile, length in zip(image.chunksize[:2], case.tile, image.shape, strict=False):
+            for size, tile, length in zip(
+                image.chunksize[:2], case.tile, image.shape, strict=False
+            ):
                 assert size % min(tile, length) == 0 or size == length
 
     def test_explicit_chunks(self, case: Case) -> None:
         image = open_case(case, chunks=(40, -1))
-        assert image.chunks[:2] == ((40, 40, 21) if image.shape[0] == 101 else image.chunks[0],
-                                    (image.shape[1],))
+        assert image.chunks[:2] == (
+            (40, 40, 21) if image.shape[0] == 101 else image.chunks[0],
+            (image.shape[1],),
+        )
 
 
 class TestFileReader:
@@ -242,18 +255,14 @@ class TestFileReader:
         assert len(payload) < 4000, "a task carries a description of the file, not its pixels"
         root = pickle.loads(payload)
         window = Window(10, 60, 20, 90).clip(image.shape)
-        np.testing.assert_array_equal(
-            root.read(window, {}), file_case.expected[window.to_slices()]
-        )
+        np.testing.assert_array_equal(root.read(window, {}), file_case.expected[window.to_slices()])
         graph = dict(image.__dask_graph__())
         assert len(graph) == image.npartitions
         cloudpickle.dumps(graph)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "make", [tiff_tiled, zarr_v3, npy_c_order], ids=["tiff", "zarr", "npy"]
-)
+@pytest.mark.parametrize("make", [tiff_tiled, zarr_v3, npy_c_order], ids=["tiff", "zarr", "npy"])
 def test_graphs_compute_in_spawned_processes(make: Callable[[Path], Case], tmp_path: Path) -> None:
     case = make(tmp_path)
     image = open_case(case, chunks=(60, 80))

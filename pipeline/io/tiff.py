@@ -45,7 +45,7 @@ def _level_page(tif: Any, path: Path, level: int) -> Any:
     try:
         series = tif.series[0]
     except (IndexError, ValueError, KeyError, TypeError) as exc:
-        msg = f"{path}: TIFF holds no readable image ({exc})"
+        msg = f"{path}: corrupt TIFF: no readable image in it ({exc}); re-export the file"
         raise CorruptSourceError(msg) from exc
     levels = series.levels
     if not 0 <= level < len(levels):

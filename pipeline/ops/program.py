@@ -190,6 +190,8 @@ def describe_function(func: Callable[..., Any]) -> str:
     name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
     if name is None:
         return repr(func)
+    if "<locals>" in name:  # a nested function: its own name reads better than the path to it
+        name = name.rsplit(".", 1)[-1]
     module = getattr(func, "__module__", None)
     return f"{module}.{name}" if module and module not in ("__main__", "builtins") else name
 

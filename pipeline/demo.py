@@ -1,0 +1,162 @@
+"""A deterministic synthetic elevation model, written tile by tile: demo and test data.
+
+Nothing is downloaded: the terrain is a sum of seeded sinusoidal waves with a fractal (1/f)
+spectrum, plus ridges, evaluated from global pixel coordinates. Any window can be computed on
+its own and equals the same window of the whole, so an image of any size is written one tile
+at a time in bounded memory.
+
+Run ``python -m pipeline.demo`` to write the 24-megapixel demo DEM and compute its slope.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.grid import Window
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from numpy.typing import NDArray
+
+__all__ = ["DEMO_SHAPE", "dem_window", "main", "write_dem"]
+
+DEMO_SHAPE = (4000, 6000)
+"""24 megapixels: the size of the image this project was started for."""
+CELL_SIZE = 30.0
+"""Metres between pixel centres (an SRTM-like grid)."""
+
+
+def _waves(
+    seed: int, count: int, shortest: float, longest: float
+) -> tuple[NDArray[np.float64], ...]:
+    """``count`` plane waves: wave numbers along y and x, phases, amplitudes in metres.
+
+    Wavelengths (in pixels) are log-uniform between ``shortest`` and ``longest``; amplitudes
+    grow as wavelength**0.9, the fractal spectrum of real terrain.
+    """
+    rng = np.random.default_rng(seed)
+    wavelength = np.exp(rng.uniform(np.log(shortest), np.log(longest), count))
+    angle = rng.uniform(0, np.pi, count)
+    phase = rng.uniform(0, 2 * np.pi, count)
+    k = 2 * np.pi / wavelength
+    amplitude = 0.021 * (wavelength * CELL_SIZE) ** 0.9
+    return k * np.sin(angle), k * np.cos(angle), phase, amplitude
+
+
+def dem_window(window: Window, seed: int = 0) -> NDArray[np.float32]:
+    """Elevations (metres, float32) of ``window`` of the synthetic terrain of ``seed``.
+
+    A pure function of global coordinates: any window equals that part of any larger one.
+    """
+    ys = np.arange(window.y0, window.y1, dtype=np.float64)[:, None]
+    xs = np.arange(window.x0, window.x1, dtype=np.float64)[None, :]
+    z = np.full(window.shape, 1600.0) + (0.05 * ys - 0.03 * xs)
+    tmp = np.empty(window.shape)
+    wave = np.empty(window.shape)
+    # Separable: a*sin(row + col) = (a sin row) cos col + (a cos row) sin col, two outer
+    # products of 1-D tables, computed into preallocated buffers.
+    ky, kx, phase, amplitude = _waves(seed, 40, 6.0, 4000.0)
+    for i in range(ky.size):
+        row, col = ky[i] * ys, kx[i] * xs + phase[i]
+        z += np.multiply(amplitude[i] * np.sin(row), np.cos(col), out=tmp)
+        z += np.multiply(amplitude[i] * np.cos(row), np.sin(col), out=tmp)
+    ky, kx, phase, amplitude = _waves(seed + 1, 6, 400.0, 3000.0)
+    for i in range(ky.size):  # ridged terms: sharp crests where a wave changes sign
+        row, col = ky[i] * ys, kx[i] * xs + phase[i]
+        np.multiply(np.sin(row), np.cos(col), out=wave)
+        wave += np.multiply(np.cos(row), np.sin(col), out=tmp)
+        np.abs(wave, out=wave)
+        z += 0.25 * amplitude[i]
+        z -= np.multiply(0.5 * amplitude[i], wave, out=tmp)
+    return np.maximum(z, 0.0).astype(np.float32)
+
+
+def _tiles(shape: tuple[int, int], tile: tuple[int, int], seed: int) -> Iterator[NDArray[Any]]:
+    """Full-size tiles in row-major order, computed on all cores, yielded in order."""
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from pipeline.scheduler import default_workers
+
+    def make(origin: tuple[int, int]) -> NDArray[Any]:
+        block = np.zeros(tile, np.float32)
+        win = Window(origin[0], origin[0] + tile[0], origin[1], origin[1] + tile[1]).clip(shape)
+        block[: win.height, : win.width] = dem_window(win, seed)
+        return block
+
+    origins = [(y, x) for y in range(0, shape[0], tile[0]) for x in range(0, shape[1], tile[1])]
+    workers = default_workers()
+    with ThreadPoolExecutor(workers) as pool:
+        # A bounded queue of tiles in flight: memory stays a few tiles per worker.
+        ahead: deque[Future[NDArray[Any]]] = deque()
+        for origin in origins:
+            ahead.append(pool.submit(make, origin))
+            if len(ahead) > 2 * workers:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
+
+
+def write_dem(
+    path: str | Path,
+    shape: tuple[int, int] = DEMO_SHAPE,
+    *,
+    seed: int = 0,
+    tile: tuple[int, int] = (512, 512),
+    dtype: Any = np.float32,
+) -> Path:
+    """Write the synthetic terrain as a tiled, compressed (Big)TIFF, one tile at a time."""
+    import tifffile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dt = np.dtype(dtype)
+    tiles = _tiles(shape, tile, seed)
+    if dt != np.float32:
+        tiles = (t.astype(dt) for t in tiles)
+    partial = path.with_name(path.name + ".partial")
+    tifffile.imwrite(
+        partial,
+        tiles,
+        shape=shape,
+        dtype=dt,
+        tile=tile,
+        compression="zlib",
+        predictor=True,
+        bigtiff=shape[0] * shape[1] * dt.itemsize > 2**31,
+        resolution=(1 / CELL_SIZE, 1 / CELL_SIZE),
+        metadata=None,
+    )
+    partial.replace(path)  # never leave a half-written demo file where the demo looks
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the demo DEM under ``data/demo`` if missing, then its slope into ``out/demo``."""
+    import pipeline
+    from pipeline.ops.terrain import slope
+
+    args = sys.argv[1:] if argv is None else argv
+    size = int(args[0]) if args else None
+    shape = DEMO_SHAPE if size is None else (size, math.ceil(size * 1.5))
+    dem_path = Path("data/demo") / ("dem.tif" if size is None else f"dem-{size}.tif")
+    if not dem_path.exists():
+        print(f"writing the synthetic {shape[0]}x{shape[1]} DEM to {dem_path}", file=sys.stderr)
+        write_dem(dem_path, shape)
+    dem = pipeline.open_image(dem_path, chunks=1024)
+    result = pipeline.apply(
+        slope, dem, depth=1, boundary="nearest", dtype="float32", cell_size=CELL_SIZE
+    )
+    report = pipeline.save(result, "out/demo/slope.zarr", overwrite=True)
+    print(report.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

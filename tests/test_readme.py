@@ -1,0 +1,49 @@
+"""The README's promises: its two commands match CI, and its Python example runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def code_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
+
+
+def test_readme_opens_with_exactly_two_commands() -> None:
+    first = code_blocks("bash")[0].strip().splitlines()
+    assert len(first) == 2
+    assert README.index("```bash") < README.index("\n## ")
+    demo, tests = first
+    assert "pip install -e ." in demo
+    assert 'pip install -e ".[dev]"' in tests and tests.endswith("python -m pytest")
+
+
+def test_ci_installs_and_tests_as_the_readme_says() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    tests = code_blocks("bash")[0].strip().splitlines()[1]
+    install = re.search(r"pip install -e \"\.\[dev\]\"", tests)
+    assert install is not None
+    assert '.venv/bin/pip install -q -e ".[dev]"' in ci
+    assert ".venv/bin/python -m pytest" in ci
+    assert "ruff check" in ci and "ruff format --check" in ci
+
+
+def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    example = code_blocks("python")[0]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    report = namespace["report"]
+    assert report.tasks >= 1  # type: ignore[attr-defined]
+    import pipeline
+
+    out = pipeline.open_image(tmp_path / "out/example/slope.zarr").compute()
+    assert out.shape == (1000, 1500) and np.isfinite(out).all()
+    assert (tmp_path / "data/example/dem.tif").exists()
