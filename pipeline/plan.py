@@ -17,7 +17,7 @@ from pipeline.io import ZarrTarget, create_target, directory_size, update_group_
 from pipeline.ops import Node, as_dask, block_task, program_of
 from pipeline.progress import progress_bar
 from pipeline.report import BlockStats, RunReport
-from pipeline.scheduler import executor
+from pipeline.scheduler import check_scheduler, executor
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -74,6 +74,7 @@ def save(
     grid = ChunkGrid.from_dask(array.chunks)
     store_chunks = _store_chunks(grid, chunks, array.shape)
     check_write_alignment(grid, store_chunks)
+    check_scheduler(scheduler, workers)
     program = program_of(array)
     target_path = Path(target).expanduser()
     if program is not None:

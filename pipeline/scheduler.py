@@ -20,7 +20,14 @@ from pipeline.errors import SchedulerError
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["LOCAL_SCHEDULERS", "SCHEDULERS", "Executor", "default_workers", "executor"]
+__all__ = [
+    "LOCAL_SCHEDULERS",
+    "SCHEDULERS",
+    "Executor",
+    "check_scheduler",
+    "default_workers",
+    "executor",
+]
 
 LOCAL_SCHEDULERS = ("synchronous", "threads", "processes")
 SCHEDULERS = (*LOCAL_SCHEDULERS, "distributed")
@@ -93,21 +100,15 @@ class Executor:
         return results
 
 
-@contextlib.contextmanager
-def executor(scheduler: Any = None, workers: int | None = None) -> Iterator[Executor]:
-    """The executor for ``scheduler``; a cluster it starts is shut down on exit.
-
-    ``None`` means the distributed client already set as default in this process (as dask
-    does), else ``"threads"``.
-    """
-    if scheduler is None:
-        client = _default_client()
-        if client is not None:
-            yield _client_executor(client)
-            return
-        scheduler = "threads"
-    if _is_client(scheduler):
-        yield _client_executor(scheduler)
+def check_scheduler(scheduler: Any = None, workers: int | None = None) -> None:
+    """Refuse an unknown scheduler or worker count before anything is created or started."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)):
+        msg = f"workers={workers!r} must be a whole number of workers"
+        raise SchedulerError(msg)
+    if workers is not None and workers < 1:
+        msg = f"workers={workers} must be at least 1"
+        raise SchedulerError(msg)
+    if scheduler is None or _is_client(scheduler):
         return
     if not isinstance(scheduler, str):
         msg = (
@@ -115,21 +116,8 @@ def executor(scheduler: Any = None, workers: int | None = None) -> Iterator[Exec
             "an address tcp://host:port, or a distributed.Client"
         )
         raise SchedulerError(msg)
-    if workers is not None and workers < 1:
-        msg = f"workers={workers} must be at least 1"
-        raise SchedulerError(msg)
     name = scheduler.strip().lower()
-    if name in LOCAL_SCHEDULERS:
-        count = 1 if name == "synchronous" else (workers or default_workers())
-        yield Executor(name=name, workers=count)
-        return
-    if name == "distributed":
-        with _local_cluster(workers or default_workers()) as ex:
-            yield ex
-        return
-    if "://" in name:
-        with _remote_cluster(scheduler) as ex:
-            yield ex
+    if name in SCHEDULERS or "://" in name:
         return
     import difflib
 
@@ -140,6 +128,36 @@ def executor(scheduler: Any = None, workers: int | None = None) -> Iterator[Exec
         "address such as tcp://127.0.0.1:8786"
     )
     raise SchedulerError(msg)
+
+
+@contextlib.contextmanager
+def executor(scheduler: Any = None, workers: int | None = None) -> Iterator[Executor]:
+    """The executor for ``scheduler``; a cluster it starts is shut down on exit.
+
+    ``None`` means the distributed client already set as default in this process (as dask
+    does), else ``"threads"``.
+    """
+    check_scheduler(scheduler, workers)
+    if scheduler is None:
+        client = _default_client()
+        if client is not None:
+            yield _client_executor(client)
+            return
+        scheduler = "threads"
+    if _is_client(scheduler):
+        yield _client_executor(scheduler)
+        return
+    name = scheduler.strip().lower()
+    if name in LOCAL_SCHEDULERS:
+        count = 1 if name == "synchronous" else (workers or default_workers())
+        yield Executor(name=name, workers=count)
+        return
+    if name == "distributed":
+        with _local_cluster(workers or default_workers()) as ex:
+            yield ex
+        return
+    with _remote_cluster(scheduler.strip()) as ex:
+        yield ex
 
 
 def _is_client(obj: object) -> bool:

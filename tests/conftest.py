@@ -16,7 +16,6 @@ settings.register_profile(
     max_examples=60,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-settings.register_profile("ci", parent=settings.get_profile("default"), max_examples=120)
 settings.load_profile("default")
 
 

@@ -203,3 +203,35 @@ def test_windows_stay_in_one_task(dem: tuple[Path, np.ndarray]) -> None:
     twice = pipeline.apply(horn_slope, slope, depth=2)
     assert len(dict(twice.__dask_graph__())) == twice.npartitions == 5 * 7
     assert Window(0, 64, 0, 64) == ChunkGrid.from_dask(twice.chunks).window(0, 0)
+
+
+@pytest.mark.slow
+def test_distributed_by_name_starts_a_loopback_cluster_for_the_run(tmp_path: Path) -> None:
+    data = np.arange(64 * 48, dtype=np.float32).reshape(64, 48)
+    report = pipeline.save(
+        pipeline.apply(np.sqrt, da.from_array(data, chunks=16)),
+        tmp_path / "d.zarr",
+        scheduler="distributed",
+        workers=2,
+        progress=False,
+    )
+    assert report.scheduler == "distributed"
+    assert report.workers == 2
+    np.testing.assert_array_equal(read_output(tmp_path / "d.zarr"), np.sqrt(data))
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "match"),
+    [
+        ("thread", r"unknown scheduler 'thread': did you mean 'threads'\?"),
+        (42, r"scheduler=42 is not a scheduler; use one of synchronous, threads, processes"),
+    ],
+)
+def test_unknown_scheduler(tmp_path: Path, scheduler: object, match: str) -> None:
+    from pipeline.errors import SchedulerError
+
+    with pytest.raises(SchedulerError, match=match):
+        pipeline.save(
+            da.ones((4, 4), chunks=2), tmp_path / "u.zarr", scheduler=scheduler, progress=False
+        )
+    assert not (tmp_path / "u.zarr").exists(), "checked before anything is created"
