@@ -25,17 +25,19 @@ if TYPE_CHECKING:
     from pipeline.grid import BlockInfo, Window
     from pipeline.image import open_image
     from pipeline.ops import apply
-    from pipeline.plan import save
+    from pipeline.planning import Plan, plan, save
     from pipeline.report import RunReport
 
 __all__ = [
     "BlockInfo",
     "PipelineError",
+    "Plan",
     "RunReport",
     "Window",
     "__version__",
     "apply",
     "open_image",
+    "plan",
     "save",
 ]
 
@@ -46,7 +48,9 @@ _LAZY = {
     "Window": "pipeline.grid",
     "apply": "pipeline.ops",
     "open_image": "pipeline.image",
-    "save": "pipeline.plan",
+    "Plan": "pipeline.planning",
+    "plan": "pipeline.planning",
+    "save": "pipeline.planning",
 }
 
 

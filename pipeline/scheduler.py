@@ -131,11 +131,18 @@ def check_scheduler(scheduler: Any = None, workers: int | None = None) -> None:
 
 
 @contextlib.contextmanager
-def executor(scheduler: Any = None, workers: int | None = None) -> Iterator[Executor]:
+def executor(
+    scheduler: Any = None,
+    workers: int | None = None,
+    *,
+    threads_per_worker: int = 1,
+    memory_limit: str | None = None,
+) -> Iterator[Executor]:
     """The executor for ``scheduler``; a cluster it starts is shut down on exit.
 
     ``None`` means the distributed client already set as default in this process (as dask
-    does), else ``"threads"``.
+    does), else ``"threads"``. ``threads_per_worker`` and ``memory_limit`` shape the
+    ``LocalCluster`` that ``"distributed"`` starts.
     """
     check_scheduler(scheduler, workers)
     if scheduler is None:
@@ -153,7 +160,8 @@ def executor(scheduler: Any = None, workers: int | None = None) -> Iterator[Exec
         yield Executor(name=name, workers=count)
         return
     if name == "distributed":
-        with _local_cluster(workers or default_workers()) as ex:
+        count = workers or max(1, default_workers() // threads_per_worker)
+        with _local_cluster(count, threads_per_worker, memory_limit) as ex:
             yield ex
         return
     with _remote_cluster(scheduler.strip()) as ex:
@@ -186,7 +194,9 @@ def _client_executor(client: Any) -> Executor:
 
 
 @contextlib.contextmanager
-def _local_cluster(workers: int) -> Iterator[Executor]:
+def _local_cluster(
+    workers: int, threads_per_worker: int, memory_limit: str | None
+) -> Iterator[Executor]:
     from distributed import Client, LocalCluster
 
     # Bound to loopback: a dashboard or scheduler port open to the network would let anyone
@@ -194,7 +204,8 @@ def _local_cluster(workers: int) -> Iterator[Executor]:
     with (
         LocalCluster(
             n_workers=workers,
-            threads_per_worker=1,
+            threads_per_worker=threads_per_worker,
+            memory_limit=memory_limit or "auto",
             processes=True,
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",

@@ -235,3 +235,24 @@ def test_unknown_scheduler(tmp_path: Path, scheduler: object, match: str) -> Non
             da.ones((4, 4), chunks=2), tmp_path / "u.zarr", scheduler=scheduler, progress=False
         )
     assert not (tmp_path / "u.zarr").exists(), "checked before anything is created"
+
+
+def test_plan_checks_and_describes_without_computing(
+    dem: tuple[Path, np.ndarray], tmp_path: Path, no_pixel_reads: list[str]
+) -> None:
+    from conftest import raise_if_dask_computes
+
+    path, _ = dem
+    image = pipeline.open_image(path, chunks=128)
+    chain = pipeline.apply(horn_slope, pipeline.apply(np.sqrt, image, depth=2), depth=1)
+    with raise_if_dask_computes():
+        checked = pipeline.plan(chain, tmp_path / "p.zarr", chunks=64, scheduler="processes")
+    assert checked.tasks == 12
+    assert checked.halo == (3, 3)
+    text = repr(checked)
+    assert "steps          sqrt -> horn_slope" in text
+    assert "12 blocks of 128x128 (3x4 blocks of 128x128)" in text
+    assert "halo           3x3 pixels around each block" in text
+    assert "stored chunks  64x64, zstd" in text
+    assert no_pixel_reads == []
+    assert not (tmp_path / "p.zarr").exists()
