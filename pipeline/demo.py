@@ -24,12 +24,14 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-__all__ = ["DEMO_SHAPE", "dem_window", "main", "write_dem"]
+__all__ = ["CELL_SIZE", "DEMO_SHAPE", "DEM_DTYPE", "dem_window", "main", "write_dem"]
 
 DEMO_SHAPE = (4000, 6000)
 """24 megapixels: the size of the image this project was started for."""
 CELL_SIZE = 30.0
 """Metres between pixel centres (an SRTM-like grid)."""
+DEM_DTYPE = np.dtype(np.float32)
+"""Elevations are float32 metres."""
 
 
 def _waves(

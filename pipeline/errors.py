@@ -10,16 +10,21 @@ Messages follow one shape: what failed, the values involved, and how to fix it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = [
     "AlignmentError",
     "ArgumentError",
     "BlockFunctionError",
     "BlockShapeError",
+    "ConfigError",
     "CorruptSourceError",
+    "FunctionLoadError",
     "OutputExistsError",
     "PerformanceWarning",
     "PipelineError",
     "PipelineWarning",
+    "Problem",
     "SchedulerError",
     "SourceNotFoundError",
     "UnsupportedSourceError",
@@ -51,7 +56,51 @@ class BlockShapeError(PipelineError, ValueError):
 
 
 class BlockFunctionError(PipelineError, RuntimeError):
-    """A user function raised while computing one block; names the block's global window."""
+    """A user function raised while computing one block; names the block's global window.
+
+    ``function_traceback`` holds the traceback of the user's function alone, formatted where
+    it happened: it survives the trip back from a worker process, which ``__cause__`` does not.
+    """
+
+    def __init__(self, message: str, function_traceback: str = "") -> None:
+        super().__init__(message)
+        self.function_traceback = function_traceback
+
+    def __reduce__(self) -> tuple[type[BlockFunctionError], tuple[str, str]]:
+        return (type(self), (str(self), self.function_traceback))
+
+
+class FunctionLoadError(PipelineError, ImportError):
+    """A function named in a config (or by reference) cannot be found or imported."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config, located as ``file:line: key.path: message``."""
+
+    file: str
+    """The config file (or ``--set`` for an override)."""
+    line: int | None
+    """1-based line of the key, when known."""
+    key: str
+    """Dotted path of the key (``steps.0.depth``); empty for the whole document."""
+    message: str
+    """What is wrong and how to fix it."""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(PipelineError, ValueError):
+    """A config is not valid; lists every problem found, one per line."""
+
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[tuple[Problem, ...]]]:
+        return (type(self), (self.problems,))
 
 
 class AlignmentError(PipelineError, ValueError):

@@ -82,13 +82,12 @@ class Plan:
     def describe(self) -> list[tuple[str, str]]:
         """``(label, value)`` rows of the readable summary."""
         shape = "x".join(map(str, self.image.shape))
-        cy, cx = self.grid.chunk_shape
         hy, hx = self.halo
         return [
             ("inputs", ", ".join(str(p) for p in self.inputs) or "in-memory array"),
             ("steps", " -> ".join(_step_labels(self.program.root)) if self.program else "-"),
             ("output", f"{self.target} ({shape} {self.image.dtype})"),
-            ("tasks", f"{self.tasks} blocks of {cy}x{cx} ({self.grid})"),
+            ("tasks", f"{self.tasks}, one per block ({self.grid})"),
             ("halo", f"{hy}x{hx} pixels around each block"),
             ("stored chunks", f"{self.store_chunks[0]}x{self.store_chunks[1]}, zstd"),
             ("writes", format_bytes(self.image.nbytes) + " before compression"),
@@ -287,7 +286,7 @@ def _steps(root: Node) -> list[StepNode]:
 
 
 def _step_labels(root: Node) -> list[str]:
-    return [s.label.rsplit(".", 1)[-1] for s in _steps(root)] or ["read"]
+    return [s.label.rsplit(":", 1)[-1].rsplit(".", 1)[-1] for s in _steps(root)] or ["read"]
 
 
 def _total_halo(root: Node) -> tuple[int, int]:

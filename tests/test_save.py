@@ -251,7 +251,7 @@ def test_plan_checks_and_describes_without_computing(
     assert checked.halo == (3, 3)
     text = repr(checked)
     assert "steps          sqrt -> horn_slope" in text
-    assert "12 blocks of 128x128 (3x4 blocks of 128x128)" in text
+    assert "tasks          12, one per block (3x4 blocks of 128x128)" in text
     assert "halo           3x3 pixels around each block" in text
     assert "stored chunks  64x64, zstd" in text
     assert no_pixel_reads == []

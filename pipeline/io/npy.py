@@ -52,6 +52,7 @@ class NpySource:
     """Modification time when opened: part of the token."""
 
     format = "npy"
+    levels = 1
 
     @classmethod
     def open(cls, path: Path) -> NpySource:

@@ -89,6 +89,8 @@ class TiffSource:
     """Uncompressed contiguous data, read through a memory map."""
     compression: str
     """Codec name, for `pipeline info`."""
+    levels: int
+    """Pyramid levels in the file."""
     file_size: int
     """Size in bytes when opened."""
     mtime_ns: int
@@ -139,6 +141,7 @@ class TiffSource:
                 separate=separate,
                 memmappable=memmappable,
                 compression=compression,
+                levels=len(tif.series[0].levels),
                 file_size=stat.st_size,
                 mtime_ns=stat.st_mtime_ns,
             )

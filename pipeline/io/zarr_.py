@@ -102,6 +102,8 @@ class ZarrSource:
     """Transpose of the sliced axes into ``(Y, X[, C])``."""
     zarr_format: int
     """2 or 3."""
+    levels: int
+    """Pyramid levels (1 for a plain array)."""
     mtime_ns: int
     """Modification time of the array metadata: part of the token."""
 
@@ -120,7 +122,7 @@ class ZarrSource:
         except (ValueError, KeyError, json.JSONDecodeError) as exc:
             msg = f"{path}: corrupt Zarr metadata ({exc})"
             raise CorruptSourceError(msg) from exc
-        array_path, axes = "", None
+        array_path, axes, levels = "", None, 1
         if isinstance(node, zarr.Group):
             ms = multiscales(node.attrs)
             if ms is None:
@@ -131,6 +133,7 @@ class ZarrSource:
                 )
                 raise UnsupportedSourceError(msg)
             datasets = ms.get("datasets") or []
+            levels = len(datasets)
             if not 0 <= level < len(datasets):
                 msg = (
                     f"{path}: pyramid level {level} does not exist; the multiscales lists "
@@ -164,6 +167,7 @@ class ZarrSource:
             index=index,
             order=order,
             zarr_format=int(array.metadata.zarr_format),
+            levels=levels,
             mtime_ns=_metadata_mtime(path / array_path),
         )
 

@@ -21,10 +21,13 @@ from pipeline.ops.program import (
     SourceNode,
     StepNode,
 )
+from pipeline.ops.registry import BUILTINS, FunctionSpec, resolve_function
 
 __all__ = [
     "BLOCK_INFO_KEYWORD",
+    "BUILTINS",
     "ChunkedNode",
+    "FunctionSpec",
     "Node",
     "Program",
     "SourceNode",
@@ -35,6 +38,7 @@ __all__ = [
     "block_task",
     "compute_window",
     "program_of",
+    "resolve_function",
     "source_array",
     "to_dask",
     "tokenize",

@@ -140,7 +140,7 @@ def apply(
         step_token=step_token,
     )
     grid = ChunkGrid.from_dask(first.chunks)
-    short = label.rsplit(".", 1)[-1].replace("<", "").replace(">", "")
+    short = str(getattr(func, "__name__", "apply")).replace("<", "").replace(">", "")
     name = f"{short}-{tokenize(root.token, grid)}"
     unique = {id(c): c for c in collections}
     return to_dask(root, grid, name, tuple(unique.values()))

@@ -185,8 +185,24 @@ def accepts_block_info(func: Callable[..., Any], n_images: int) -> bool:
     )
 
 
+def _function_traceback(exc: BaseException) -> str:
+    """The traceback of a user function's exception, without our frame above it."""
+    import traceback
+    from pathlib import Path
+
+    package = str(Path(__file__).resolve().parents[1])
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(package):
+        tb = tb.tb_next  # our frames (the call into the function, its by-value wrapper)
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
 def describe_function(func: Callable[..., Any]) -> str:
-    """``module.qualname`` of a function, for messages and task names."""
+    """``module.qualname`` of a function (``file.py:name`` for one loaded from a file), for
+    messages and task names."""
+    label = getattr(func, "pipeline_label", None)
+    if isinstance(label, str):
+        return label
     name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
     if name is None:
         return repr(func)
@@ -252,7 +268,7 @@ class StepNode(Node):
                 f"{window.y1 - 1}, columns {window.x0}-{window.x1 - 1}) of the "
                 f"{self.shape[0]}x{self.shape[1]} image: {type(exc).__name__}: {exc}"
             )
-            raise BlockFunctionError(msg) from exc
+            raise BlockFunctionError(msg, _function_traceback(exc)) from exc
         return self._check(np.asarray(result), window, covered)
 
     def _check(self, result: NDArray[Any], window: Window, covered: Window) -> NDArray[Any]:

@@ -1,0 +1,223 @@
+"""The `pipeline` command: a thin layer over the functions a notebook calls.
+
+Only the standard library is imported at the top, so that ``pipeline --help`` answers at
+once; each command imports what it needs. User errors print one line per problem and exit
+with 2; a failure in the user's function prints the block it failed on and the function's own
+traceback; Ctrl-C stops the workers and exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_BUG = 1
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+EPILOG = """\
+examples:
+  pipeline run configs/demo.yaml
+  pipeline run configs/demo.yaml --set output.path=out/x.zarr --set steps.0.params.azimuth=270
+  pipeline run configs/demo.yaml --scheduler distributed --workers 2 --overwrite
+  pipeline validate configs/chain.yaml
+  pipeline info out/demo/hillshade.zarr
+
+A config names Python functions to import and run: treat a config as code, and run only
+configs you trust.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    from pipeline import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="pipeline",
+        description="Run a function over every pixel of a huge 2-D image: chunked, parallel, "
+        "out of core, exact, into Zarr.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"pipeline {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--set",
+            dest="sets",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config key (dotted path, list indexes as numbers; value in YAML)",
+        )
+        sub.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+
+    run = commands.add_parser("run", help="run a config", description="Run a YAML config.")
+    run.add_argument("config", help="YAML config file")
+    common(run)
+    run.add_argument(
+        "--scheduler",
+        metavar="NAME|ADDRESS",
+        help="synchronous, threads, processes, distributed, or tcp://host:port",
+    )
+    run.add_argument("--workers", type=int, metavar="N", help="worker threads or processes")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    run.add_argument("--dry-run", action="store_true", help="print the plan, compute nothing")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--json", action="store_true", help="print the run report as JSON")
+    run.set_defaults(handler=_run)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check a config without computing",
+        description="Check a config without computing: keys and types, inputs, functions, "
+        "shapes and chunks. Prints each problem as file:line: key.path: message.",
+    )
+    validate.add_argument("config", help="YAML config file")
+    common(validate)
+    validate.set_defaults(handler=_validate)
+
+    info = commands.add_parser(
+        "info",
+        help="describe a TIFF, Zarr or NPY file",
+        description="Format, shape, dtype, chunks or tiles and size of an image; for outputs "
+        "of pipeline, also the config and run that produced them.",
+    )
+    info.add_argument("path", help="image file or Zarr store")
+    info.add_argument("--json", action="store_true", help="print as JSON")
+    info.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    info.set_defaults(handler=_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``pipeline`` and ``python -m pipeline``; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted: workers stopped; completed chunks are in the output", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        return _report_error(exc, debug=args.debug)
+    return code
+
+
+def _report_error(exc: Exception, *, debug: bool) -> int:
+    from pipeline.errors import BlockFunctionError, PipelineError
+
+    if not isinstance(exc, PipelineError):
+        traceback.print_exception(exc)
+        print(
+            f"internal error: {type(exc).__name__}: {exc}\nThis is a bug in pipeline; please "
+            "report it with the traceback above and the command you ran.",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
+    if debug:
+        traceback.print_exception(exc)
+    for line in str(exc).splitlines():
+        print(f"error: {line}", file=sys.stderr)
+    if isinstance(exc, BlockFunctionError) and exc.function_traceback and not debug:
+        print(exc.function_traceback.rstrip(), file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
+def _overrides(args: argparse.Namespace) -> Any:
+    from pipeline.workflow import Overrides
+
+    return Overrides(scheduler=args.scheduler, workers=args.workers, overwrite=args.overwrite)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeline import workflow
+    from pipeline.config import load_config
+
+    loaded = load_config(args.config, args.sets)
+    if args.dry_run:
+        overrides = _overrides(args)
+        plan = workflow.build(loaded, overrides=replace(overrides, overwrite=True))
+        notes = [
+            f"{p} does not exist yet: the run generates it first"
+            for p in workflow.pending_inputs(loaded)
+        ]
+        if plan.target.exists() and not (overrides.overwrite or loaded.config.output.overwrite):
+            notes.append(f"{plan.target} exists: the run needs --overwrite")
+        if args.json:
+            print(json.dumps({**dict(plan.describe()), "notes": notes}, indent=2))
+        else:
+            print(repr(plan))
+            for note in notes:
+                print(f"note: {note}")
+        return EXIT_OK
+    workflow.generate_inputs(loaded, announce=not args.quiet)
+    plan = workflow.build(loaded, overrides=_overrides(args))
+    report = plan.execute(progress=not args.quiet)
+    print(report.to_json() if args.json else report.summary())
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from pipeline import workflow
+
+    problems = workflow.validate(args.config, args.sets)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.config}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(f"{args.config}: OK")
+    return EXIT_OK
+
+
+def _info(args: argparse.Namespace) -> int:
+    from pipeline.io.info import describe_path
+    from pipeline.report import format_bytes
+
+    info = describe_path(args.path)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return EXIT_OK
+    produced = info.pop("pipeline", None)
+    for key in ("path", "format", "shape", "dtype", "layout"):
+        value = info.pop(key)
+        print(f"{key:<14}{'x'.join(map(str, value)) if key == 'shape' else value}")
+    size, raw = info.pop("size_on_disk"), info.pop("uncompressed")
+    for key, value in info.items():
+        print(f"{key:<14}{value}")
+    print(f"{'size':<14}{format_bytes(size)} on disk ({format_bytes(raw)} uncompressed)")
+    if produced:
+        _print_provenance(produced)
+    return EXIT_OK
+
+
+def _print_provenance(produced: dict[str, Any]) -> None:
+    state = "complete" if produced.get("complete") else "INCOMPLETE (the run did not finish)"
+    print(f"{'written by':<14}pipeline {produced.get('version')} on {produced.get('created')}")
+    print(f"{'state':<14}{state}")
+    report = produced.get("report")
+    if isinstance(report, dict):
+        print(
+            f"{'run':<14}{report.get('tasks')} tasks in {report.get('elapsed', 0):.2f} s "
+            f"({report.get('megapixels_per_second', 0):.1f} Mpx/s) on {report.get('scheduler')}"
+            f" with {report.get('workers')} workers"
+        )
+    if produced.get("config_file"):
+        print(f"{'config':<14}{produced['config_file']}")
+    config = produced.get("config")
+    if config:
+        import yaml
+
+        text = yaml.safe_dump(config, sort_keys=False, default_flow_style=None).rstrip()
+        for line in text.splitlines():
+            print(f"{'':<14}{line}")

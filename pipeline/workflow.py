@@ -1,0 +1,235 @@
+"""From a YAML config to a plan: the same public functions a notebook calls, in order.
+
+`build` opens the inputs with :func:`~pipeline.open_image`, applies each step with
+:func:`~pipeline.apply` and checks the run with :func:`~pipeline.plan`. `validate` does the
+same without computing and collects every problem, located in the config, instead of
+stopping at the first. The CLI is a thin layer over `run`, `validate` and `build`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pipeline.config import LoadedConfig, load_config
+from pipeline.errors import (
+    AlignmentError,
+    ConfigError,
+    FunctionLoadError,
+    PipelineError,
+    Problem,
+    SchedulerError,
+)
+from pipeline.image import open_image
+from pipeline.ops import apply
+from pipeline.ops.registry import resolve_function
+from pipeline.planning import Plan, plan
+
+if TYPE_CHECKING:
+    import dask.array as da
+
+    from pipeline.config import InputSpec, StepSpec
+    from pipeline.report import RunReport
+
+__all__ = ["Overrides", "build", "generate_inputs", "pending_inputs", "run", "validate"]
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the command line says on top of the config."""
+
+    scheduler: str | None = None
+    """``--scheduler``."""
+    workers: int | None = None
+    """``--workers``."""
+    overwrite: bool = False
+    """``--overwrite``."""
+
+
+def _path(loaded: LoadedConfig, value: str) -> Path:
+    """A path of the config, relative to the config file's directory."""
+    path = Path(value).expanduser()
+    return Path(os.path.normpath(path if path.is_absolute() else loaded.base_dir / path))
+
+
+def pending_inputs(loaded: LoadedConfig) -> list[Path]:
+    """Inputs a run will generate first because their files do not exist yet."""
+    return [
+        path
+        for spec in loaded.config.input_specs().values()
+        if spec.generate is not None and not (path := _path(loaded, spec.path)).exists()
+    ]
+
+
+def generate_inputs(loaded: LoadedConfig, *, announce: bool = True) -> list[Path]:
+    """Write every input that has a ``generate`` section and whose file is missing."""
+    from pipeline.demo import write_dem
+
+    written = []
+    for spec in loaded.config.input_specs().values():
+        path = _path(loaded, spec.path)
+        if spec.generate is None or path.exists():
+            continue
+        if announce:
+            shape = "x".join(map(str, spec.generate.shape))
+            print(f"generating a synthetic {shape} elevation model: {path}", file=sys.stderr)
+        write_dem(path, spec.generate.shape, seed=spec.generate.seed, tile=spec.generate.tile)
+        written.append(path)
+    return written
+
+
+def _open_inputs(loaded: LoadedConfig, problems: list[Problem]) -> dict[str, da.Array]:
+    config = loaded.config
+    out_chunks = config.output.chunks
+    images: dict[str, da.Array] = {}
+    raw = {"input": config.input} if config.input is not None else dict(config.inputs or {})
+    for name, spec in config.input_specs().items():
+        key: tuple[str | int, ...] = ("input",) if config.input is not None else ("inputs", name)
+        where = key if isinstance(raw[name], str) else (*key, "path")
+        path = _path(loaded, spec.path)
+        if spec.generate is not None and not path.exists():
+            # Not written yet (`run` generates it first): check the steps on a stand-in of
+            # the same shape and dtype, so that nothing is written by a check.
+            import dask.array as da
+
+            from pipeline.demo import DEM_DTYPE
+
+            shape = spec.generate.shape
+            chunks = _chunks(spec, out_chunks) or spec.generate.tile
+            images[name] = da.zeros(shape, dtype=DEM_DTYPE, chunks=chunks)
+            continue
+        try:
+            images[name] = open_image(path, chunks=_chunks(spec, out_chunks), level=spec.level)
+        except PipelineError as exc:
+            problems.append(loaded.problem(where, str(exc)))
+    return images
+
+
+def _chunks(spec: InputSpec, out_chunks: Any) -> Any:
+    """Blocks follow the input's own chunks, else the output's, else the storage tiles."""
+    return spec.chunks if spec.chunks is not None else out_chunks
+
+
+def _apply_step(
+    loaded: LoadedConfig, index: int, step: StepSpec, arrays: list[da.Array]
+) -> da.Array:
+    spec = resolve_function(step.function, loaded.base_dir)
+    channels: int | Literal["input"] | None
+    if step.channels is None or step.channels == "input":
+        channels = "input"
+    elif step.channels == "none":
+        channels = None
+    else:
+        channels = step.channels
+    return apply(
+        spec.func,
+        *arrays,
+        depth=step.depth if step.depth is not None else spec.depth,
+        boundary=step.boundary if step.boundary is not None else spec.boundary,
+        dtype=step.dtype if step.dtype is not None else spec.dtype,
+        channels=channels,
+        **step.params,
+    )
+
+
+def _apply_steps(
+    loaded: LoadedConfig, images: dict[str, da.Array], problems: list[Problem]
+) -> da.Array | None:
+    """Apply the steps in order; ``None`` (with the problem recorded) at the first failure."""
+    config = loaded.config
+    results: dict[str, da.Array] = dict(images)
+    previous: str | None = None
+    for i, step in enumerate(config.steps):
+        name = step.name or step.function.rpartition(":")[2].rsplit(".", 1)[-1]
+        if name in results and step.name is not None:
+            problems.append(loaded.problem(("steps", i, "name"), f"name {name!r} is taken"))
+        wanted = step.inputs or ([previous] if previous else list(config.input_specs()))
+        unknown = [n for n in wanted if n not in results and n not in config.input_specs()]
+        if unknown:
+            known = ", ".join(results) or "none yet"
+            message = f"unknown input {unknown[0]!r}: inputs and earlier steps are {known}"
+            problems.append(loaded.problem(("steps", i, "inputs"), message))
+            return None
+        if any(n not in results for n in wanted):
+            return None  # an input failed to open: already reported
+        try:
+            results[name] = _apply_step(loaded, i, step, [results[n] for n in wanted])
+        except FunctionLoadError as exc:
+            problems.append(loaded.problem(("steps", i, "function"), str(exc)))
+            return None
+        except PipelineError as exc:
+            problems.append(loaded.problem(("steps", i), str(exc)))
+            return None
+        previous = name
+    return results[previous] if previous is not None else None
+
+
+def _build(loaded: LoadedConfig, overrides: Overrides, problems: list[Problem]) -> Plan | None:
+    config = loaded.config
+    result = _apply_steps(loaded, _open_inputs(loaded, problems), problems)
+    if result is None or problems:
+        return None
+    try:
+        return plan(
+            result,
+            _path(loaded, config.output.path),
+            chunks=config.output.chunks,
+            overwrite=overrides.overwrite or config.output.overwrite,
+            scheduler=overrides.scheduler or config.compute.scheduler,
+            workers=overrides.workers or config.compute.workers,
+            threads_per_worker=config.compute.threads_per_worker,
+            memory_limit=config.compute.memory_limit,
+            metadata={"config": loaded.data, "config_file": str(loaded.path.resolve())},
+        )
+    except SchedulerError as exc:
+        problems.append(loaded.problem(("compute", "scheduler"), str(exc)))
+    except AlignmentError as exc:
+        problems.append(loaded.problem(("output", "chunks"), str(exc)))
+    except PipelineError as exc:
+        problems.append(loaded.problem(("output", "path"), str(exc)))
+    return None
+
+
+def build(
+    config: str | Path | LoadedConfig,
+    sets: list[str] | tuple[str, ...] = (),
+    overrides: Overrides | None = None,
+) -> Plan:
+    """The checked :class:`~pipeline.Plan` of a config; raises :class:`ConfigError` listing
+    every problem located in the config."""
+    loaded = config if isinstance(config, LoadedConfig) else load_config(config, sets)
+    problems: list[Problem] = []
+    checked = _build(loaded, overrides or Overrides(), problems)
+    if problems or checked is None:
+        raise ConfigError(problems or [Problem(str(loaded.path), None, "", "nothing to run")])
+    return checked
+
+
+def validate(
+    config: str | Path, sets: list[str] | tuple[str, ...] = (), overrides: Overrides | None = None
+) -> list[Problem]:
+    """Every problem of a config, computing nothing: keys and types, inputs that do not open,
+    functions that do not import, shapes, chunks and the output path."""
+    try:
+        loaded = load_config(config, sets)
+    except ConfigError as exc:
+        return list(exc.problems)
+    problems: list[Problem] = []
+    _build(loaded, overrides or Overrides(overwrite=True), problems)
+    return problems
+
+
+def run(
+    config: str | Path,
+    sets: list[str] | tuple[str, ...] = (),
+    overrides: Overrides | None = None,
+    *,
+    progress: bool = True,
+) -> RunReport:
+    """Generate missing demo inputs, build the plan of a config and execute it."""
+    loaded = load_config(config, sets)
+    generate_inputs(loaded, announce=progress)
+    return build(loaded, overrides=overrides).execute(progress=progress)
