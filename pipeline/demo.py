@@ -5,13 +5,12 @@ spectrum, plus ridges, evaluated from global pixel coordinates. Any window can b
 its own and equals the same window of the whole, so an image of any size is written one tile
 at a time in bounded memory.
 
-Run ``python -m pipeline.demo`` to write the 24-megapixel demo DEM and compute its slope.
+``pipeline run configs/demo.yaml`` writes the 24-megapixel demo DEM on first use (see the
+``generate`` section of that config) and computes its hillshade.
 """
 
 from __future__ import annotations
 
-import math
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-__all__ = ["CELL_SIZE", "DEMO_SHAPE", "DEM_DTYPE", "dem_window", "main", "write_dem"]
+__all__ = ["CELL_SIZE", "DEMO_SHAPE", "DEM_DTYPE", "dem_window", "write_dem"]
 
 DEMO_SHAPE = (4000, 6000)
 """24 megapixels: the size of the image this project was started for."""
@@ -137,28 +136,3 @@ def write_dem(
     )
     partial.replace(path)  # never leave a half-written demo file where the demo looks
     return path
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Write the demo DEM under ``data/demo`` if missing, then its slope into ``out/demo``."""
-    import pipeline
-    from pipeline.ops.terrain import slope
-
-    args = sys.argv[1:] if argv is None else argv
-    size = int(args[0]) if args else None
-    shape = DEMO_SHAPE if size is None else (size, math.ceil(size * 1.5))
-    dem_path = Path("data/demo") / ("dem.tif" if size is None else f"dem-{size}.tif")
-    if not dem_path.exists():
-        print(f"writing the synthetic {shape[0]}x{shape[1]} DEM to {dem_path}", file=sys.stderr)
-        write_dem(dem_path, shape)
-    dem = pipeline.open_image(dem_path, chunks=1024)
-    result = pipeline.apply(
-        slope, dem, depth=1, boundary="nearest", dtype="float32", cell_size=CELL_SIZE
-    )
-    report = pipeline.save(result, "out/demo/slope.zarr", overwrite=True)
-    print(report.summary())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

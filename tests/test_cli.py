@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -166,6 +167,24 @@ def test_run_is_exact_on_every_scheduler_with_a_file_function(
     report = json.loads(capsys.readouterr().out)
     assert report["tasks"] == 4 * 5
     assert report["scheduler"] == scheduler
+    np.testing.assert_array_equal(read(project / "out/result.zarr"), expected_project_result())
+
+
+def test_distributed_prints_a_loopback_dashboard_link(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["run", str(project / "run.yaml"), "--scheduler", "distributed", "--workers", "1"])
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert re.search(r"Dask dashboard: http://127\.0\.0\.1:\d+/status", err), err
+
+
+def test_an_existing_cluster_by_address(project: Path, cluster_client: Any) -> None:
+    address = cluster_client.scheduler.address
+    assert address.startswith("tcp://127.0.0.1:")
+    assert main(["run", str(project / "run.yaml"), "--scheduler", address, "--quiet"]) == 0
     np.testing.assert_array_equal(read(project / "out/result.zarr"), expected_project_result())
 
 

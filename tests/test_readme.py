@@ -22,6 +22,7 @@ def test_readme_opens_with_exactly_two_commands() -> None:
     assert README.index("```bash") < README.index("\n## ")
     demo, tests = first
     assert "pip install -e ." in demo
+    assert demo.endswith("pipeline run configs/demo.yaml")
     assert 'pip install -e ".[dev]"' in tests and tests.endswith("python -m pytest")
 
 
