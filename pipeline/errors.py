@@ -20,6 +20,7 @@ __all__ = [
     "ConfigError",
     "CorruptSourceError",
     "FunctionLoadError",
+    "KernelCompileError",
     "OutputExistsError",
     "PerformanceWarning",
     "PipelineError",
@@ -72,6 +73,10 @@ class BlockFunctionError(PipelineError, RuntimeError):
 
 class FunctionLoadError(PipelineError, ImportError):
     """A function named in a config (or by reference) cannot be found or imported."""
+
+
+class KernelCompileError(PipelineError, TypeError):
+    """numba cannot compile a per-pixel kernel; says which construct, and where."""
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,17 @@ import os
 import sys
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import AlignmentError, ArgumentError, OutputExistsError
+from pipeline.errors import (
+    AlignmentError,
+    ArgumentError,
+    OutputExistsError,
+    PerformanceWarning,
+)
 from pipeline.grid import ChunkGrid, Window, check_write_alignment, normalize_chunks
 from pipeline.image import open_image
 from pipeline.io import ZarrTarget, create_target, directory_size, update_group_attributes
@@ -73,6 +79,11 @@ class Plan:
     def halo(self) -> tuple[int, int]:
         """Total halo each block reads, summed along the chain of steps."""
         return _total_halo(self.program.root) if self.program else (0, 0)
+
+    @property
+    def compile_seconds(self) -> float:
+        """Time spent compiling per-pixel kernels for this run (in this process)."""
+        return sum(s.compile_seconds for s in _steps(self.program.root)) if self.program else 0.0
 
     @property
     def inputs(self) -> list[Path]:
@@ -160,6 +171,7 @@ class Plan:
             bytes_stored=directory_size(self.target),
             scheduler=scheduler_name,
             workers=n_workers,
+            extra={"compile_seconds": self.compile_seconds} if self.compile_seconds else {},
         )
         info.update(complete=True, report=report.to_dict())
         update_group_attributes(self.target, {"pipeline": info})
@@ -194,6 +206,16 @@ def plan(
     check_scheduler(scheduler, workers)
     target_path = Path(target).expanduser()
     program = program_of(array)
+    if program is not None and scheduler in (None, "threads"):
+        held = [s.label for s in _steps(program.root) if s.gil_bound]
+        if held:
+            warnings.warn(
+                f"{', '.join(held)} runs as plain Python, which holds the GIL: running in "
+                "processes instead of threads, which would take turns",
+                PerformanceWarning,
+                stacklevel=3,
+            )
+            scheduler = "processes"
     if program is not None:
         _check_not_inside_inputs(target_path, program.root)
     if target_path.exists() and not overwrite:

@@ -88,11 +88,13 @@ class RunReport:
     def summary(self) -> str:
         """One line: what was written, how big, how fast."""
         shape = "x".join(map(str, self.shape))
+        compiled = self.extra.get("compile_seconds")
+        compiled_note = f", kernels compiled in {compiled:.1f} s" if compiled else ""
         return (
             f"wrote {self.target} ({shape} {self.dtype}, {self.tasks} tasks) in "
             f"{self.elapsed:.2f} s: {self.megapixels_per_second:.1f} Mpx/s, read "
             f"{format_bytes(self.bytes_read)}, stored {format_bytes(self.bytes_stored)} "
-            f"[{self.scheduler}, {self.workers} workers]"
+            f"[{self.scheduler}, {self.workers} workers{compiled_note}]"
         )
 
     def to_dict(self) -> dict[str, Any]:

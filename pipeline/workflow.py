@@ -8,6 +8,7 @@ stopping at the first. The CLI is a thin layer over `run`, `validate` and `build
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pipeline.config import LoadedConfig, load_config
 from pipeline.errors import (
     AlignmentError,
+    ArgumentError,
     ConfigError,
     FunctionLoadError,
     PipelineError,
@@ -25,6 +27,7 @@ from pipeline.errors import (
 )
 from pipeline.image import open_image
 from pipeline.ops import apply
+from pipeline.ops.kernels import Kernel, neighbourhood, pointwise
 from pipeline.ops.registry import resolve_function
 from pipeline.planning import Plan, plan
 
@@ -124,11 +127,24 @@ def _apply_step(
         channels = None
     else:
         channels = step.channels
+    func = spec.func
+    if step.kind in ("pointwise", "neighbourhood") and not isinstance(func, Kernel):
+        plain = inspect.unwrap(func)
+        if step.kind == "pointwise":
+            func = pointwise(plain, coords=step.coords, uncompiled=step.uncompiled)
+        else:
+            if step.radius is None:
+                msg = "a neighbourhood kernel needs radius: how far it reads (pixels)"
+                raise ArgumentError(msg)
+            radius = step.radius if not isinstance(step.radius, list) else tuple(step.radius)
+            func = neighbourhood(
+                plain, radius=radius, coords=step.coords, uncompiled=step.uncompiled
+            )
     return apply(
-        spec.func,
+        func,
         *arrays,
-        depth=step.depth if step.depth is not None else spec.depth,
-        boundary=step.boundary if step.boundary is not None else spec.boundary,
+        depth=step.depth,
+        boundary=step.boundary,
         dtype=step.dtype if step.dtype is not None else spec.dtype,
         channels=channels,
         **step.params,

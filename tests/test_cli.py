@@ -254,7 +254,8 @@ def test_overrides_reach_any_key(project: Path, capsys: pytest.CaptureFixture[st
             "input: dem.tif\nsteps:\n  - function: slope\n    dpth: 1\noutput: {path: o.zarr}\n",
             (
                 "run.yaml:4: steps.0.dpth: unknown key 'dpth': did you mean 'depth'? allowed here: "
-                "boundary, channels, depth, dtype, function, inputs, name, params"
+                "boundary, channels, coords, depth, dtype, function, inputs, kind, name, params, "
+                "radius, uncompiled"
             ),
         ),
         (
@@ -265,7 +266,7 @@ def test_overrides_reach_any_key(project: Path, capsys: pytest.CaptureFixture[st
             "input: dem.tif\nsteps:\n  - function: slop\noutput: {path: o.zarr}\n",
             (
                 "run.yaml:3: steps.0.function: unknown function 'slop': did you mean 'slope'? built-ins are "
-                "aspect, hillshade, slope, square; for your own, write 'package.module:function' or "
+                "aspect, hillshade, sky_view, slope, square; for your own, write 'package.module:function' or "
                 "'file.py:function'"
             ),
         ),

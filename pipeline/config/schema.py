@@ -72,6 +72,18 @@ class StepSpec(_Strict):
     """Output channels: ``input`` (default), ``none`` for 2-D, or a count."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments of the function."""
+    kind: Literal["block", "pointwise", "neighbourhood"] = "block"
+    """``block``: the function takes blocks. ``pointwise``: it takes one pixel's values.
+    ``neighbourhood``: it takes arrays and a pixel's position ``(i, j)``. Per-pixel kinds are
+    compiled with numba."""
+    radius: NonNegativeInt | Pair | str | None = None
+    """How far a ``neighbourhood`` function reads (pixels), or the name of its parameter that
+    says so."""
+    coords: bool = False
+    """Pass a per-pixel function the pixel's global ``y, x`` too."""
+    uncompiled: bool = False
+    """Run a per-pixel function that numba cannot compile as plain Python, in processes
+    (slow; announced with an estimate)."""
 
 
 class OutputSpec(_Strict):

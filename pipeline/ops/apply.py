@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import inspect
+import time
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from pipeline.errors import ArgumentError
+from pipeline.errors import ArgumentError, KernelCompileError
 from pipeline.grid import Boundary, ChunkGrid, normalize_depth
 from pipeline.ops.graph import as_dask, as_node, to_dask, tokenize
+from pipeline.ops.kernels import Kernel, KernelBlock, warn_uncompiled
 from pipeline.ops.program import (
     BLOCK_INFO_KEYWORD,
     Node,
@@ -32,8 +34,8 @@ __all__ = ["apply"]
 def apply(
     func: Callable[..., Any],
     *images: Any,
-    depth: DepthLike = 0,
-    boundary: BoundaryLike = "reflect",
+    depth: DepthLike | None = None,
+    boundary: BoundaryLike | None = None,
     dtype: DTypeLike | None = None,
     channels: int | Literal["input"] | None = "input",
     **params: Any,
@@ -54,9 +56,11 @@ def apply(
         chunks of the first image; the others are read window by window to match, whatever
         their own chunking or dtype.
     depth
-        Halo width: one int, or ``(dy, dx)``. It may exceed a chunk, not the image.
+        Halo width: one int, or ``(dy, dx)``. It may exceed a chunk, not the image. Default:
+        0, or a neighbourhood kernel's radius.
     boundary
-        What the halo holds beyond the image edge: ``"reflect"`` (default), ``"mirror"``,
+        What the halo holds beyond the image edge: ``"reflect"`` (default, unless a kernel
+        declares its own), ``"mirror"``,
         ``"nearest"``, ``"periodic"``, ``"constant"`` (0) or a number (that constant),
         ``"nan"`` (integer images become floating point), or ``"none"`` (edge blocks arrive
         smaller). See :data:`pipeline.grid.BOUNDARY_MODES`.
@@ -69,6 +73,10 @@ def apply(
         never guessed: ``func`` is not called on a dummy array.
     **params
         Passed to ``func`` as keyword arguments.
+
+    ``func`` may also be a per-pixel kernel made with :func:`~pipeline.pointwise` or
+    :func:`~pipeline.neighbourhood`: it is compiled with numba, and its output dtype and
+    channels follow the type numba infers unless declared here.
 
     Returns
     -------
@@ -110,10 +118,26 @@ def apply(
     if 0 in shape2d:
         msg = f"image is empty (shape {first.shape}); there are no pixels to compute"
         raise ArgumentError(msg)
-    depth_yx = normalize_depth(depth, shape2d)
-    bound = Boundary.parse(boundary)
+    kernel = func if isinstance(func, Kernel) else None
+    if kernel is not None:
+        depth = kernel.depth(params) if depth is None else depth
+        boundary = kernel.boundary if boundary is None else boundary
+    depth_yx = normalize_depth(0 if depth is None else depth, shape2d)
+    bound = Boundary.parse("reflect" if boundary is None else boundary)
     for array in arrays:
         bound.check_value(array.dtype)
+    compile_seconds = 0.0
+    if kernel is not None:
+        func, dtype, channels, compile_seconds = _bind_kernel(
+            kernel,
+            arrays,
+            bound=bound,
+            depth=depth_yx,
+            dtype=dtype,
+            channels=channels,
+            params=params,
+        )
+        params = {}
     out_dtype = np.dtype(first.dtype if dtype is None else dtype)
     out_shape = _output_shape(shape2d, first.shape, channels)
     wants_info = accepts_block_info(func, len(arrays))
@@ -138,12 +162,101 @@ def apply(
         block_info=wants_info,
         label=label,
         step_token=step_token,
+        gil_bound=isinstance(func, KernelBlock) and not func.compiled,
+        compile_seconds=compile_seconds,
     )
     grid = ChunkGrid.from_dask(first.chunks)
     short = str(getattr(func, "__name__", "apply")).replace("<", "").replace(">", "")
     name = f"{short}-{tokenize(root.token, grid)}"
     unique = {id(c): c for c in collections}
     return to_dask(root, grid, name, tuple(unique.values()))
+
+
+def _bind_kernel(
+    kernel: Kernel,
+    arrays: list[da.Array],
+    *,
+    bound: Boundary,
+    depth: tuple[int, int],
+    dtype: DTypeLike | None,
+    channels: int | Literal["input"] | None,
+    params: dict[str, Any],
+) -> tuple[KernelBlock, np.dtype[Any], int | None, float]:
+    """Compile ``kernel`` for these inputs (or, if it cannot be and the user asked for it,
+    prepare to run it uncompiled); return the block function, dtype, channels and compile
+    time."""
+    if len(arrays) != kernel.n_inputs:
+        msg = (
+            f"kernel {kernel.pipeline_label} reads {kernel.n_inputs} image(s) but apply() got "
+            f"{len(arrays)}"
+        )
+        raise ArgumentError(msg)
+    values = kernel.ordered_params(params)
+    padded = [bound.padded_dtype(a.dtype) for a in arrays]
+    try:
+        inferred, inferred_channels, seconds = kernel.prepare(padded, values)
+    except KernelCompileError as exc:
+        if not kernel.uncompiled:
+            msg = (
+                f"{exc}; fix the kernel, or pass uncompiled=True to its decorator to run it "
+                "as plain Python in processes (hundreds of times slower)"
+            )
+            raise KernelCompileError(msg) from exc
+        out = np.dtype("float64" if dtype is None else dtype)
+        chans = None if channels in ("input", None) else int(channels)
+        block = KernelBlock(kernel, values, out, chans, compiled=False)
+        _announce_uncompiled(block, arrays, bound, depth, str(exc).split(": ", 1)[-1])
+        return block, out, chans, 0.0
+    out_dtype = inferred if dtype is None else np.dtype(dtype)
+    if not np.can_cast(inferred, out_dtype, casting="same_kind"):
+        msg = (
+            f"kernel {kernel.pipeline_label} returns {inferred} but dtype={out_dtype} was "
+            f"declared, which cannot hold it safely; declare dtype={inferred.name!r} or "
+            "convert inside the kernel"
+        )
+        raise ArgumentError(msg)
+    if channels not in ("input", inferred_channels):
+        msg = (
+            f"kernel {kernel.pipeline_label} returns "
+            f"{inferred_channels or 1} value(s) per pixel but channels={channels!r} was "
+            "declared; return a tuple of that many values, or drop channels="
+        )
+        raise ArgumentError(msg)
+    block = KernelBlock(kernel, values, out_dtype, inferred_channels)
+    return block, out_dtype, inferred_channels, seconds
+
+
+def _announce_uncompiled(
+    block: KernelBlock,
+    arrays: list[da.Array],
+    bound: Boundary,
+    depth: tuple[int, int],
+    reason: str,
+) -> None:
+    """Time the Python function on a small sample at the image centre; warn with the total."""
+    from pipeline.grid import BlockInfo, Window, padded_read
+    from pipeline.ops.graph import compute_window
+    from pipeline.scheduler import default_workers
+
+    height, width = (int(n) for n in arrays[0].shape[:2])
+    cy, cx = height // 2, width // 2
+    core = Window(cy, min(cy + 8, height), cx, min(cx + 8, width))
+    samples = []
+    covered = core
+    for array in arrays:
+        sample, covered = padded_read(
+            lambda w, a=array: compute_window(a, w),  # type: ignore[misc]
+            core.pad(depth),
+            (height, width),
+            bound,
+            array.dtype,
+        )
+        samples.append(sample)
+    info = BlockInfo(core, covered, (height, width), depth, str(bound))
+    start = time.perf_counter()
+    block(*samples, block_info=info)
+    per_pixel = (time.perf_counter() - start) / core.size
+    warn_uncompiled(block.kernel, reason, per_pixel, height * width, default_workers())
 
 
 def _output_shape(

@@ -227,6 +227,10 @@ class StepNode(Node):
     label: str
     step_token: str
     """Identity of the function, its parameters and settings (inputs excluded)."""
+    gil_bound: bool = False
+    """The function holds the GIL throughout (an uncompiled kernel): run it in processes."""
+    compile_seconds: float = 0.0
+    """Time spent compiling the function in this process, when it is a kernel."""
 
     @property
     def token(self) -> str:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import FunctionLoadError
-from pipeline.ops import terrain
+from pipeline.ops import terrain_kernels
+from pipeline.ops.kernels import Kernel
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,38 +32,38 @@ class FunctionSpec:
     """A function and the defaults a config step gets for it."""
 
     func: Callable[..., Any]
-    """The callable."""
+    """The callable (a block function or a :class:`~pipeline.ops.kernels.Kernel`)."""
     name: str
     """How it was named."""
-    depth: int | tuple[int, int] = 0
-    """Halo it needs."""
-    boundary: str | float = "reflect"
-    """Boundary mode that suits it."""
     dtype: str | None = None
-    """Output dtype (``None``: the input's)."""
+    """Output dtype (``None``: the input's, or the type a kernel returns)."""
     summary: str = ""
-    """One line for ``pipeline --help`` and errors."""
+    """One line for help texts."""
     params: dict[str, Any] = field(default_factory=dict)
-    """Its keyword parameters and their defaults."""
+    """Its settings and their defaults."""
 
 
-def _builtin(func: Callable[..., Any], **defaults: Any) -> FunctionSpec:
-    doc = (inspect.getdoc(func) or "").split("\n\n", 1)[0].replace("\n", " ")
+def _builtin(func: Callable[..., Any], dtype: str | None = None) -> FunctionSpec:
+    target = func.func if isinstance(func, Kernel) else func
+    doc = (inspect.getdoc(target) or "").split("\n\n", 1)[0].replace("\n", " ")
     params = {
         p.name: p.default
-        for p in list(inspect.signature(func).parameters.values())[1:]
+        for p in inspect.signature(target).parameters.values()
         if p.default is not inspect.Parameter.empty
     }
-    return FunctionSpec(func=func, name=func.__name__, summary=doc, params=params, **defaults)
+    name = getattr(target, "__name__", "builtin")
+    return FunctionSpec(func=func, name=name, dtype=dtype, summary=doc, params=params)
 
 
 BUILTINS: dict[str, FunctionSpec] = {
-    "slope": _builtin(terrain.slope, depth=1, boundary="nearest", dtype="float32"),
-    "aspect": _builtin(terrain.aspect, depth=1, boundary="nearest", dtype="float32"),
-    "hillshade": _builtin(terrain.hillshade, depth=1, boundary="nearest", dtype="float32"),
-    "square": _builtin(terrain.square),
+    "slope": _builtin(terrain_kernels.slope, "float32"),
+    "aspect": _builtin(terrain_kernels.aspect, "float32"),
+    "hillshade": _builtin(terrain_kernels.hillshade, "float32"),
+    "sky_view": _builtin(terrain_kernels.sky_view, "float32"),
+    "square": _builtin(terrain_kernels.square),
 }
-"""Functions usable by name in a config."""
+"""Functions usable by name in a config: compiled per-pixel kernels that know their halo and
+boundary."""
 
 
 class ByValue:
@@ -139,7 +140,7 @@ def resolve_function(ref: str, base_dir: Path | None = None) -> FunctionSpec:
     if not callable(func):
         msg = f"{ref} is a {type(func).__name__}, not a function"
         raise FunctionLoadError(msg)
-    if from_file:
+    if from_file and not isinstance(func, Kernel):  # a Kernel ships itself by value
         func = ByValue(func, f"{Path(module_ref).name}:{attr}")
     return FunctionSpec(func=func, name=attr)
 

@@ -1,0 +1,520 @@
+"""Per-pixel kernels: a plain Python body for one pixel, compiled with numba, run per block.
+
+Users write the loop body they would have written anyway::
+
+    @pipeline.pointwise
+    def ndvi(nir, red):                     # one pixel's values from aligned inputs
+        return (nir - red) / (nir + red)
+
+    @pipeline.neighbourhood(radius=64)
+    def horizon(dem, i, j, cell_size=1.0):  # dem[i + di, j + dj] for |di|, |dj| <= 64
+        ...
+
+The kernel is compiled with numba in nopython mode and ``nogil``, so that the threads of the
+default scheduler run it in parallel; a small generated loop calls it for every pixel of a
+block's core. Nothing is guessed by running the kernel: the output dtype and the number of
+output channels come from numba's type inference (a tuple of k values gives k channels).
+
+Exactness: no ``fastmath``, so each pixel's arithmetic is what its source says, in that order,
+and a block gives bit for bit what the whole image gives.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import numpy as np
+
+from pipeline.errors import ArgumentError, KernelCompileError, PerformanceWarning
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from numpy.typing import NDArray
+
+    from pipeline.grid import BlockInfo
+
+__all__ = ["Kernel", "KernelBlock", "KernelKind", "neighbourhood", "pointwise", "warn_uncompiled"]
+
+KernelKind = Literal["pointwise", "neighbourhood"]
+
+_FIXED = {"pointwise": 0, "neighbourhood": 2}  # (i, j) after the arrays
+_DRIVERS: dict[tuple[str, int, int, bool, bool], Any] = {}
+_COMPILED: dict[str, Any] = {}
+
+
+@dataclass(frozen=True, eq=False)
+class Kernel:
+    """A per-pixel function and how to run it; use it wherever `apply` takes a function.
+
+    Build one with :func:`pointwise` or :func:`neighbourhood`.
+    """
+
+    func: Callable[..., Any]
+    """The Python function for one pixel."""
+    kind: KernelKind
+    """``pointwise`` (values in, values out) or ``neighbourhood`` (arrays and a position)."""
+    n_inputs: int
+    """Images it reads."""
+    radius: int | tuple[int, int] | str = 0
+    """How far a neighbourhood kernel reads: pixels, ``(dy, dx)``, or the name of the
+    parameter that holds it (``"radius"``); it becomes the halo."""
+    coords: bool = False
+    """Pass the pixel's global ``(y, x)`` after the values (pointwise) or ``(i, j)``."""
+    boundary: str | float | None = None
+    """Boundary mode that suits the kernel (for ``apply``'s default)."""
+    uncompiled: bool = False
+    """Run the Python function as it is, in processes, when numba cannot compile it (slow;
+    only if asked; announced with an estimate)."""
+    name: str = ""
+    """How messages name it."""
+    token: str = field(default="", repr=False)
+    """Identity, so that each process compiles a kernel once however often it is unpickled."""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", getattr(self.func, "__name__", "kernel"))
+        if not self.token:
+            from pipeline.ops.graph import tokenize
+
+            object.__setattr__(self, "token", tokenize(self.func, self.kind, self.coords))
+
+    @property
+    def __name__(self) -> str:
+        return self.name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The plain Python function, for one pixel (as it was before decorating)."""
+        return self.func(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # cloudpickle ships a function from a file (registered by value) as code, even when
+        # the distributed scheduler pickles the task with the standard pickler.
+        import cloudpickle
+
+        state = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "func"}
+        return (_restore_kernel, (cloudpickle.dumps(self.func), state))
+
+    @property
+    def pipeline_label(self) -> str:
+        """How messages name the kernel."""
+        return str(getattr(self.func, "pipeline_label", self.name))
+
+    # ------------------------------------------------------------------ parameters
+
+    def parameter_names(self) -> list[str]:
+        """Names of the kernel's own parameters (after images, position and coordinates)."""
+        skip = self.n_inputs + _FIXED[self.kind] + (2 if self.coords else 0)
+        return list(inspect.signature(self.func).parameters)[skip:]
+
+    def ordered_params(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        """``params`` as the positional tuple the kernel takes, defaults filled in."""
+        signature = inspect.signature(self.func)
+        names = self.parameter_names()
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            msg = (
+                f"kernel {self.pipeline_label} has no parameter {unknown[0]!r}; its parameters "
+                f"are {', '.join(names) or 'none'}"
+            )
+            raise ArgumentError(msg)
+        values = []
+        for name in names:
+            default = signature.parameters[name].default
+            if name in params:
+                values.append(params[name])
+            elif default is not inspect.Parameter.empty:
+                values.append(default)
+            else:
+                msg = f"kernel {self.pipeline_label} needs the parameter {name!r}"
+                raise ArgumentError(msg)
+        return tuple(_as_numba_value(v) for v in values)
+
+    def depth(self, params: dict[str, Any]) -> tuple[int, int]:
+        """The halo the kernel needs with these parameters."""
+        radius: Any = self.radius
+        if isinstance(radius, str):
+            radius = dict(zip(self.parameter_names(), self.ordered_params(params), strict=True))[
+                radius
+            ]
+        if isinstance(radius, (int, np.integer)):
+            return (int(radius), int(radius))
+        return (int(radius[0]), int(radius[1]))
+
+    # ------------------------------------------------------------------ compiling
+
+    def prepare(
+        self, dtypes: list[np.dtype[Any]], params: tuple[Any, ...]
+    ) -> tuple[np.dtype[Any], int | None, float]:
+        """Compile for these input dtypes and parameters; return the output dtype, the number
+        of channels (``None`` for one value) and the compile time in seconds.
+
+        Raises :class:`KernelCompileError` with numba's reason, shortened, when the kernel
+        cannot be compiled and ``uncompiled`` was not asked for.
+        """
+        from numba import types
+
+        start = time.perf_counter()
+        try:
+            dispatcher = self._dispatcher()
+            arrays = [np.empty((1, 1), dtype=d) for d in dtypes]
+            if self.kind == "pointwise":
+                args: list[Any] = [_typeof(a[0, 0]) for a in arrays]
+            else:
+                args = [_typeof(a) for a in arrays] + [types.intp, types.intp]
+            if self.coords:
+                args += [types.intp, types.intp]
+            args += [_typeof(p) for p in params]
+            dispatcher.compile(tuple(args))
+            result_type = dispatcher.overloads[tuple(args)].signature.return_type
+        except Exception as exc:
+            if not _is_numba_error(exc):
+                raise
+            msg = f"numba cannot compile {self.pipeline_label}: {shorten_numba_error(exc)}"
+            raise KernelCompileError(msg) from exc
+        out_dtype, channels = _output_layout(result_type, self.pipeline_label)
+        # The loop around the kernel compiles now too, so that a threaded run compiles nothing.
+        driver = _driver(self.kind, len(dtypes), channels, self.coords, compiled=True)
+        out = np.empty((1, 1) if channels is None else (1, 1, channels), dtype=out_dtype)
+        driver.compile(
+            (
+                _typeof(dispatcher),
+                *(_typeof(a) for a in arrays),
+                _typeof(out),
+                *([types.intp] * 4),
+                _typeof(params),
+            )
+        )
+        return out_dtype, channels, time.perf_counter() - start
+
+    def _dispatcher(self) -> Any:
+        dispatcher = _COMPILED.get(self.token)
+        if dispatcher is None:
+            import numba
+
+            if not numba.config.CACHE_DIR:
+                # Compiled kernels are cached per user, not in __pycache__ beside the
+                # kernel's source (which may be a read-only install or someone's project).
+                numba.config.CACHE_DIR = str(Path.home() / ".cache" / "pipeline" / "numba")
+            dispatcher = numba.njit(nogil=True, error_model="numpy", cache=_cacheable(self.func))(
+                self.func
+            )
+            _COMPILED[self.token] = dispatcher
+        return dispatcher
+
+    # ------------------------------------------------------------------ running
+
+    def run(
+        self,
+        *blocks: NDArray[Any],
+        params: tuple[Any, ...],
+        info: BlockInfo,
+        out_dtype: np.dtype[Any],
+        channels: int | None,
+        compiled: bool = True,
+    ) -> NDArray[Any]:
+        """Evaluate the kernel on every core pixel of one block."""
+        for block in blocks:
+            if block.ndim != 2:
+                msg = (
+                    f"kernel {self.pipeline_label} reads 2-D images; got a block of shape "
+                    f"{block.shape}: give each channel as its own input"
+                )
+                raise ArgumentError(msg)
+        top, _, left, _ = info.halo
+        shape = info.core.shape if channels is None else (*info.core.shape, channels)
+        out = np.empty(shape, dtype=out_dtype)
+        driver = _driver(self.kind, len(blocks), channels, self.coords, compiled)
+        kernel = self._dispatcher() if compiled else self.func
+        arrays = [np.ascontiguousarray(b) for b in blocks]
+        driver(kernel, *arrays, out, top, left, info.core.y0, info.core.x0, params)
+        return out
+
+
+def _restore_kernel(payload: bytes, state: dict[str, Any]) -> Kernel:
+    import pickle
+
+    return Kernel(func=pickle.loads(payload), **state)  # noqa: S301 - from our own client
+
+
+@dataclass(frozen=True, eq=False)
+class KernelBlock:
+    """A kernel bound to its settings and output layout: the block function `apply` runs."""
+
+    kernel: Kernel
+    """The kernel."""
+    params: tuple[Any, ...]
+    """Its settings, in order."""
+    out_dtype: np.dtype[Any]
+    """Output dtype."""
+    channels: int | None
+    """Output channels (``None``: a 2-D output)."""
+    compiled: bool = True
+    """False when running the Python function as it is (``uncompiled``)."""
+
+    @property
+    def __name__(self) -> str:
+        return self.kernel.name
+
+    @property
+    def pipeline_label(self) -> str:
+        """How messages name the kernel."""
+        return self.kernel.pipeline_label
+
+    def __call__(self, *blocks: NDArray[Any], block_info: BlockInfo) -> NDArray[Any]:
+        return self.kernel.run(
+            *blocks,
+            params=self.params,
+            info=block_info,
+            out_dtype=self.out_dtype,
+            channels=self.channels,
+            compiled=self.compiled,
+        )
+
+
+def _typeof(value: Any) -> Any:
+    import numba
+
+    return numba.typeof(value)
+
+
+def _as_numba_value(value: Any) -> Any:
+    """Lists from YAML become tuples (numba cannot take reflected lists of mixed use)."""
+    if isinstance(value, list):
+        return tuple(_as_numba_value(v) for v in value)
+    return value
+
+
+def _is_numba_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("numba")
+
+
+def _cacheable(func: Callable[..., Any]) -> bool:
+    """numba can cache a function to disk when its source file exists."""
+    try:
+        path = inspect.getsourcefile(func)
+    except TypeError:
+        return False
+    return bool(path) and not str(path).startswith("<")
+
+
+def shorten_numba_error(exc: BaseException) -> str:
+    """numba's message without its pipeline stages: the reason and the line of the kernel."""
+    lines = [line.rstrip() for line in str(exc).splitlines()]
+    reason = [
+        line
+        for line in lines
+        if line
+        and not line.startswith(("Failed in ", "During: ", "File ", "    ", "def ", "<source"))
+        and not line.lstrip().startswith("^")
+    ]
+    where = ""
+    for k, line in enumerate(lines):
+        if line.startswith("File ") and k + 2 < len(lines):
+            code = next((c.strip() for c in lines[k + 1 : k + 4] if c.startswith("    ")), "")
+            location = line.removeprefix("File ").rstrip(":").replace('"', "")
+            where = f" ({location}: {code})" if code else f" ({location})"
+            break
+    text = "; ".join(dict.fromkeys(reason)) or type(exc).__name__
+    return text + where
+
+
+def _output_layout(result: Any, label: str) -> tuple[np.dtype[Any], int | None]:
+    """The output dtype and channel count from the type numba inferred for the result."""
+    from numba import types
+    from numba.np.numpy_support import as_dtype
+
+    if isinstance(result, types.UniTuple):
+        return np.dtype(as_dtype(result.dtype)), result.count
+    if isinstance(result, (types.Tuple, types.BaseTuple)):
+        msg = (
+            f"kernel {label} returns values of different types {result}; return values of "
+            "one type (convert them with float(...))"
+        )
+        raise KernelCompileError(msg)
+    try:
+        return np.dtype(as_dtype(result)), None
+    except Exception as exc:
+        msg = f"kernel {label} returns {result}; return a number or a tuple of numbers"
+        raise KernelCompileError(msg) from exc
+
+
+def _driver_source(kind: str, n_inputs: int, channels: int | None, coords: bool) -> str:
+    names = [f"a{k}" for k in range(n_inputs)]
+    if kind == "pointwise":
+        values = [f"{a}[i + r0, j + r1]" for a in names]
+    else:
+        values = [*names, "i + r0", "j + r1"]
+    if coords:
+        values += ["y0 + i", "x0 + j"]
+    call = f"kernel({', '.join(values)}, *params)"
+    store = (
+        "out[i, j] = res"
+        if channels is None
+        else "for k in range(out.shape[2]):\n                out[i, j, k] = res[k]"
+    )
+    return f"""
+def driver(kernel, {", ".join(names)}, out, r0, r1, y0, x0, params):
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            res = {call}
+            {store}
+    return out
+"""
+
+
+def _driver(kind: str, n_inputs: int, channels: int | None, coords: bool, compiled: bool) -> Any:
+    """The loop that calls a kernel on every pixel, generated for this arity (once each)."""
+    key = (kind, n_inputs, channels or 0, coords, compiled)
+    driver = _DRIVERS.get(key)
+    if driver is None:
+        namespace: dict[str, Any] = {}
+        exec(_driver_source(kind, n_inputs, channels, coords), namespace)  # noqa: S102
+        driver = namespace["driver"]
+        if compiled:
+            import numba
+
+            driver = numba.njit(nogil=True, error_model="numpy")(driver)
+        _DRIVERS[key] = driver
+    return driver
+
+
+def _make(
+    func: Callable[..., Any] | None,
+    kind: KernelKind,
+    options: dict[str, Any],
+) -> Kernel | Callable[[Callable[..., Any]], Kernel]:
+    def wrap(f: Callable[..., Any]) -> Kernel:
+        if isinstance(f, Kernel):
+            return replace(f, kind=kind, **options)
+        n_inputs = options.pop("inputs", None)
+        if n_inputs is None:
+            n_inputs = _count_inputs(f, kind, options.get("coords", False))
+        return Kernel(func=f, kind=kind, n_inputs=n_inputs, **options)
+
+    return wrap if func is None else wrap(func)
+
+
+def _count_inputs(func: Callable[..., Any], kind: str, coords: bool) -> int:
+    """Images a kernel reads: its leading parameters without defaults, before ``i, j`` and
+    ``y, x``; a parameter with a default is a setting."""
+    params = list(inspect.signature(func).parameters.values())
+    required = [p for p in params if p.default is inspect.Parameter.empty]
+    count = len(required) - _FIXED[kind] - (2 if coords else 0)
+    if count < 1:
+        want = "(value, ...)" if kind == "pointwise" else "(image, ..., i, j)"
+        msg = (
+            f"{getattr(func, '__name__', func)} does not look like a {kind} kernel: it needs "
+            f"parameters {want}{', y, x' if coords else ''} before its settings"
+        )
+        raise ArgumentError(msg)
+    return count
+
+
+@overload
+def pointwise(
+    func: Callable[..., Any],
+    *,
+    inputs: int | None = ...,
+    coords: bool = ...,
+    uncompiled: bool = ...,
+) -> Kernel: ...
+@overload
+def pointwise(
+    func: None = ..., *, inputs: int | None = ..., coords: bool = ..., uncompiled: bool = ...
+) -> Callable[[Callable[..., Any]], Kernel]: ...
+def pointwise(
+    func: Callable[..., Any] | None = None,
+    *,
+    inputs: int | None = None,
+    coords: bool = False,
+    uncompiled: bool = False,
+) -> Kernel | Callable[[Callable[..., Any]], Kernel]:
+    """Make a per-pixel kernel of a function of one pixel's value(s).
+
+    ``func(v1, [v2, ...], [y, x], *settings)`` receives the values of one pixel in each input
+    (and its global row and column with ``coords=True``) and returns a number, or a tuple of
+    numbers that become the output's channels. Settings are its parameters with defaults,
+    given to :func:`~pipeline.apply` as keywords. Use as ``@pointwise`` or
+    ``@pointwise(coords=True)``.
+    """
+    return _make(func, "pointwise", {"inputs": inputs, "coords": coords, "uncompiled": uncompiled})
+
+
+@overload
+def neighbourhood(
+    func: Callable[..., Any],
+    *,
+    radius: int | tuple[int, int] | str,
+    inputs: int | None = ...,
+    coords: bool = ...,
+    boundary: str | float | None = ...,
+    uncompiled: bool = ...,
+) -> Kernel: ...
+@overload
+def neighbourhood(
+    func: None = ...,
+    *,
+    radius: int | tuple[int, int] | str,
+    inputs: int | None = ...,
+    coords: bool = ...,
+    boundary: str | float | None = ...,
+    uncompiled: bool = ...,
+) -> Callable[[Callable[..., Any]], Kernel]: ...
+def neighbourhood(
+    func: Callable[..., Any] | None = None,
+    *,
+    radius: int | tuple[int, int] | str,
+    inputs: int | None = None,
+    coords: bool = False,
+    boundary: str | float | None = None,
+    uncompiled: bool = False,
+) -> Kernel | Callable[[Callable[..., Any]], Kernel]:
+    """Make a per-pixel kernel that reads neighbours up to ``radius`` pixels away.
+
+    ``func(image1, [image2, ...], i, j, [y, x], *settings)`` computes the pixel at row ``i``,
+    column ``j`` of the arrays it receives and may read ``image[i + di, j + dj]`` for
+    ``|di|, |dj| <= radius``. Beyond the image edge those pixels follow the boundary mode: with
+    ``"nan"`` they are NaN, with ``"none"`` the arrays stop at the real image edge (check
+    ``0 <= i + di < image.shape[0]``), so a ray stops at the image's edge and never at a
+    block's. ``radius`` may name the setting that holds it (``radius="radius"``).
+    """
+    return _make(
+        func,
+        "neighbourhood",
+        {
+            "inputs": inputs,
+            "radius": radius,
+            "coords": coords,
+            "boundary": boundary,
+            "uncompiled": uncompiled,
+        },
+    )
+
+
+def warn_uncompiled(
+    kernel: Kernel, reason: str, seconds_per_pixel: float, pixels: int, workers: int
+) -> None:
+    """Announce a run of the Python function as it is, with its estimated duration."""
+    total = seconds_per_pixel * pixels / max(workers, 1)
+    warnings.warn(
+        f"running {kernel.pipeline_label} uncompiled, as asked, because {reason}: about "
+        f"{_duration(total)} for {pixels / 1e6:.1f} megapixels on {workers} processes "
+        f"(measured {seconds_per_pixel * 1e6:.0f} us per pixel on a sample); fix the kernel "
+        "so that numba compiles it to run it hundreds of times faster",
+        PerformanceWarning,
+        stacklevel=3,
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
