@@ -25,24 +25,31 @@ if TYPE_CHECKING:
     from pipeline.grid import BlockInfo, Window
     from pipeline.image import open_image
     from pipeline.ops import apply
+    from pipeline.ops.kernels import Kernel, neighbourhood, pointwise
     from pipeline.planning import Plan, plan, save
     from pipeline.report import RunReport
 
 __all__ = [
     "BlockInfo",
+    "Kernel",
     "PipelineError",
     "Plan",
     "RunReport",
     "Window",
     "__version__",
     "apply",
+    "neighbourhood",
     "open_image",
     "plan",
+    "pointwise",
     "save",
 ]
 
 _LAZY = {
     "BlockInfo": "pipeline.grid",
+    "Kernel": "pipeline.ops.kernels",
+    "neighbourhood": "pipeline.ops.kernels",
+    "pointwise": "pipeline.ops.kernels",
     "PipelineError": "pipeline.errors",
     "RunReport": "pipeline.report",
     "Window": "pipeline.grid",

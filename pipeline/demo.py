@@ -112,7 +112,8 @@ def write_dem(
     tile: tuple[int, int] = (512, 512),
     dtype: Any = np.float32,
 ) -> Path:
-    """Write the synthetic terrain as a tiled, compressed (Big)TIFF, one tile at a time."""
+    """Write the synthetic terrain as a tiled, zstd-compressed (Big)TIFF with a floating-point
+    predictor, one tile at a time."""
     import tifffile
 
     path = Path(path)
@@ -128,7 +129,7 @@ def write_dem(
         shape=shape,
         dtype=dt,
         tile=tile,
-        compression="zlib",
+        compression="zstd",  # as modern cloud-optimised GeoTIFFs are
         predictor=True,
         bigtiff=shape[0] * shape[1] * dt.itemsize > 2**31,
         resolution=(1 / CELL_SIZE, 1 / CELL_SIZE),

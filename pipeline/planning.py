@@ -100,7 +100,7 @@ class Plan:
             ("output", f"{self.target} ({shape} {self.image.dtype})"),
             ("tasks", f"{self.tasks}, one per block ({self.grid})"),
             ("halo", f"{hy}x{hx} pixels around each block"),
-            ("stored chunks", f"{self.store_chunks[0]}x{self.store_chunks[1]}, zstd"),
+            ("stored chunks", f"{self.store_chunks[0]}x{self.store_chunks[1]}, zstd level 1"),
             ("writes", format_bytes(self.image.nbytes) + " before compression"),
             ("scheduler", _scheduler_label(self.scheduler, self.workers)),
         ]
@@ -257,7 +257,7 @@ def save(
         numpy array, or a path (which is opened, for a format conversion).
     target
         Directory of the output: an OME-Zarr (NGFF 0.5) group whose array ``"0"`` holds the
-        image (zstd-compressed Zarr v3). ``(Y, X, C)`` images are stored channel first.
+        image (Zarr v3, zstd). ``(Y, X, C)`` images are stored channel first.
     chunks
         Stored chunk shape along Y and X. Default: the image's blocks. Every block must
         consist of whole stored chunks, so that no two tasks ever write the same chunk.

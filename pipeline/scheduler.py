@@ -77,7 +77,18 @@ class Executor:
             if key in wanted:
                 on_done(result)
 
-        options: dict[str, Any] = {"scheduler": self.name}
+        import dask.local
+        import dask.multiprocessing
+        import dask.threaded
+
+        # The scheduler function itself, not its name: a name makes dask import distributed
+        # (about a second) to look for a client first.
+        get = {
+            "synchronous": dask.local.get_sync,
+            "threads": dask.threaded.get,
+            "processes": dask.multiprocessing.get,
+        }[self.name]
+        options: dict[str, Any] = {"scheduler": get}
         if self.name != "synchronous":
             options["num_workers"] = self.workers
         with Callback(posttask=posttask):

@@ -21,6 +21,7 @@ from pipeline.errors import (
     ArgumentError,
     ConfigError,
     FunctionLoadError,
+    KernelCompileError,
     PipelineError,
     Problem,
     SchedulerError,
@@ -173,7 +174,7 @@ def _apply_steps(
             return None  # an input failed to open: already reported
         try:
             results[name] = _apply_step(loaded, i, step, [results[n] for n in wanted])
-        except FunctionLoadError as exc:
+        except (FunctionLoadError, KernelCompileError) as exc:
             problems.append(loaded.problem(("steps", i, "function"), str(exc)))
             return None
         except PipelineError as exc:

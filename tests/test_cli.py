@@ -45,6 +45,14 @@ def broken(dem, block_info):
     if block_info.core.y0 >= 100:
         raise ZeroDivisionError("the terrain is too steep here")
     return dem
+
+def local_max(z, i, j, reach=1):
+    """A plain per-pixel loop body, compiled because the config says kind: neighbourhood."""
+    best = z[i, j]
+    for di in range(-reach, reach + 1):
+        for dj in range(-reach, reach + 1):
+            best = max(best, z[i + di, j + dj])
+    return best
 '''
 
 
@@ -186,6 +194,36 @@ def test_an_existing_cluster_by_address(project: Path, cluster_client: Any) -> N
     assert address.startswith("tcp://127.0.0.1:")
     assert main(["run", str(project / "run.yaml"), "--scheduler", address, "--quiet"]) == 0
     np.testing.assert_array_equal(read(project / "out/result.zarr"), expected_project_result())
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes", "distributed"])
+def test_a_per_pixel_function_from_a_file_is_compiled_on_every_scheduler(
+    tmp_path: Path, scheduler: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dem(tmp_path / "dem.tif", (130, 170), tile=(32, 32))
+    write_config(
+        tmp_path,
+        f"""\
+        input: dem.tif
+        steps:
+          - function: kernels.py:local_max
+            kind: neighbourhood
+            radius: reach
+            boundary: nearest
+            params: {{reach: 2}}
+        output: {{path: o.zarr, chunks: [40, 40]}}
+        compute: {{scheduler: {scheduler}, workers: 2}}
+        """,
+    )
+    assert main(["run", str(tmp_path / "run.yaml"), "--quiet", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["extra"]["compile_seconds"] > 0
+    dem = dem_window(Window(0, 130, 0, 170))
+    padded = np.pad(dem, 2, mode="edge")
+    expected = np.max(
+        [padded[i : i + 130, j : j + 170] for i in range(5) for j in range(5)], axis=0
+    )
+    np.testing.assert_array_equal(read(tmp_path / "o.zarr"), expected)
 
 
 def test_the_command_line_entry_point(project: Path) -> None:

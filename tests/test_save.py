@@ -99,7 +99,9 @@ def test_output_is_ome_zarr_with_provenance(dem: tuple[Path, np.ndarray], tmp_pa
     array = group["0"]
     assert array.metadata.dimension_names == ("y", "x")
     assert array.chunks == (128, 128)
-    assert type(array.compressors[0]).__name__ == "ZstdCodec"
+    codec = array.compressors[0]
+    assert type(codec).__name__ == "ZstdCodec"
+    assert codec.level == 1
     info = group.attrs["pipeline"]
     assert info["complete"] is True
     assert info["inputs"] == [str(path)]
@@ -253,6 +255,6 @@ def test_plan_checks_and_describes_without_computing(
     assert "steps          sqrt -> horn_slope" in text
     assert "tasks          12, one per block (3x4 blocks of 128x128)" in text
     assert "halo           3x3 pixels around each block" in text
-    assert "stored chunks  64x64, zstd" in text
+    assert "stored chunks  64x64, zstd level 1" in text
     assert no_pixel_reads == []
     assert not (tmp_path / "p.zarr").exists()

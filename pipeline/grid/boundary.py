@@ -246,7 +246,7 @@ def padded_read(
 
     An interior window is a single plain read. A window over the edge reads each distinct
     source run once (for ``periodic`` this includes the far side of the image) and assembles
-    the block with one fancy-indexing copy.
+    the block from a few rectangular slice copies.
     """
     height, width = image_shape
     gy = gather_axis(window.y0, window.y1, height, boundary.mode)
@@ -263,10 +263,7 @@ def padded_read(
         for ya, yb in gy.segments
     ]
     trailing = pieces[0][0].shape[2:]
-    # One extra row and column hold the fill value, so that position -1 (fill) indexes them.
-    compact = np.empty((ylen + 1, xlen + 1, *trailing), dtype=out_dtype)
-    compact[-1, :] = boundary.value if boundary.fills else 0
-    compact[:, -1] = boundary.value if boundary.fills else 0
+    compact = np.empty((ylen, xlen, *trailing), dtype=out_dtype)
     y = 0
     for row in pieces:
         x = 0
@@ -277,7 +274,52 @@ def padded_read(
         y += row[0].shape[0]
     py = np.arange(ylen, dtype=np.intp) if gy.positions is None else gy.positions
     px = np.arange(xlen, dtype=np.intp) if gx.positions is None else gx.positions
-    return compact[np.ix_(py, px)], covered
+    out = np.empty((py.size, px.size, *trailing), dtype=out_dtype)
+    fill = boundary.value if boundary.fills else 0
+    # Each axis is a few runs (the inside, then mirrored, repeated or wrapped borders): copy
+    # rectangle by rectangle with slices, much faster than one fancy-indexing gather.
+    for oy0, oy1, sy in _runs(py):
+        for ox0, ox1, sx in _runs(px):
+            if sy is None or sx is None:
+                out[oy0:oy1, ox0:ox1] = fill
+            else:
+                out[oy0:oy1, ox0:ox1] = compact[sy, sx]
+    return out, covered
+
+
+def _runs(positions: NDArray[np.intp]) -> list[tuple[int, int, slice | None]]:
+    """Split gather positions into runs that one slice reads: ``(out start, out stop, source
+    slice)``, the slice stepping by +1, -1 or 0 (a repeated pixel, broadcast), or ``None``
+    for a run of fill (position -1)."""
+    runs: list[tuple[int, int, slice | None]] = []
+    n = positions.size
+    k = 0
+    while k < n:
+        p = int(positions[k])
+        if p < 0:
+            stop = k + 1
+            while stop < n and positions[stop] < 0:
+                stop += 1
+            runs.append((k, stop, None))
+            k = stop
+            continue
+        step = int(positions[k + 1]) - p if k + 1 < n and positions[k + 1] >= 0 else 1
+        if step not in (-1, 0, 1):
+            step = 1
+        expected = p + step * np.arange(n - k, dtype=np.intp)
+        off = np.flatnonzero(positions[k:] != expected)
+        stop = k + (int(off[0]) if off.size else n - k)
+        length = stop - k
+        if step == 1:
+            source = slice(p, p + length)
+        elif step == -1:
+            end = p - length
+            source = slice(p, end if end >= 0 else None, -1)
+        else:
+            source = slice(p, p + 1)  # broadcast over the run
+        runs.append((k, stop, source))
+        k = stop
+    return runs
 
 
 DepthLike = int | tuple[int, int] | list[int]

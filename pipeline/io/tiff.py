@@ -19,8 +19,10 @@ import numpy as np
 
 from pipeline.errors import CorruptSourceError, PerformanceWarning, UnsupportedSourceError
 from pipeline.grid import Window
+from pipeline.io.cache import assemble
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from numpy.typing import NDArray
@@ -197,52 +199,55 @@ class TiffSource:
         finally:
             del mm
 
-    def _segment_indices(self, window: Window) -> list[int]:
+    def _segments(self, window: Window, plane: int) -> list[tuple[tuple[str, int], Window]]:
+        """``(cache key, pixel window)`` of the segments of one sample plane under ``window``."""
         ty, tx = self.tile
         height, width = self.shape[:2]
         per_row = math.ceil(width / tx)
-        per_plane = math.ceil(height / ty) * per_row
-        planes = self.shape[2] if self.separate else 1
-        rows = range(window.y0 // ty, (window.y1 - 1) // ty + 1)
-        cols = range(window.x0 // tx, (window.x1 - 1) // tx + 1)
-        return [p * per_plane + r * per_row + c for p in range(planes) for r in rows for c in cols]
+        first = plane * math.ceil(height / ty) * per_row
+        return [
+            (
+                (self.token, first + r * per_row + c),
+                Window(r * ty, (r + 1) * ty, c * tx, (c + 1) * tx),
+            )
+            for r in range(window.y0 // ty, (window.y1 - 1) // ty + 1)
+            for c in range(window.x0 // tx, (window.x1 - 1) // tx + 1)
+        ]
 
     def _read_segments(self, tif: Any, page: Any, window: Window) -> NDArray[Any]:
-        out = np.zeros((*window.shape, *self.shape[2:]), dtype=self.dtype)
+        out = np.empty((*window.shape, *self.shape[2:]), dtype=self.dtype)
         if window.is_empty:
             return out
-        indices = self._segment_indices(window)
-        offsets = [page.dataoffsets[i] for i in indices]
-        counts = [page.databytecounts[i] for i in indices]
         decodeargs: dict[str, Any] = {"_fullsize": self.tiled}
         if page.compression in (6, 7, 34892, 33007):  # JPEG flavours carry shared tables
             decodeargs["jpegtables"] = page.jpegtables
             decodeargs["jpegheader"] = page.jpegheader
-        decode = page.decode
-        for data, index in tif.filehandle.read_segments(offsets, counts, indices, sort=True):
-            if data is None or len(data) == 0:
-                raise self._missing(index, page)
-            try:
-                segment, (plane, _, y, x, _), _ = decode(data, index, **decodeargs)
-            except Exception as exc:
-                msg = (
-                    f"{self.path}: cannot decode {self._where(index)} "
-                    f"({type(exc).__name__}: {exc}); the file is damaged"
-                )
-                raise CorruptSourceError(msg) from exc
-            segment = segment[0]  # (depth=1, rows, cols, contiguous samples) -> 3-D
-            seg = Window(y, y + segment.shape[0], x, x + segment.shape[1])
-            part = seg.intersection(window)
-            if part.is_empty:
-                continue
-            src = part.relative_to(seg)
-            dst = part.relative_to(window)
-            if self.separate:
-                out[(*dst, plane)] = segment[(*src, 0)]
-            elif out.ndim == 2:
-                out[dst] = segment[(*src, 0)]
-            else:
-                out[dst] = segment[src]
+
+        def fetch(missing: list[tuple[Any, Window]]) -> Iterator[tuple[Any, NDArray[Any]]]:
+            indices = [key[1] for key, _ in missing]
+            offsets = [page.dataoffsets[i] for i in indices]
+            counts = [page.databytecounts[i] for i in indices]
+            for data, index in tif.filehandle.read_segments(offsets, counts, indices, sort=True):
+                if data is None or len(data) == 0:
+                    raise self._missing(index, page)
+                try:
+                    segment = page.decode(data, index, **decodeargs)[0]
+                except Exception as exc:
+                    msg = (
+                        f"{self.path}: cannot decode {self._where(index)} "
+                        f"({type(exc).__name__}: {exc}); the file is damaged"
+                    )
+                    raise CorruptSourceError(msg) from exc
+                segment = segment[0]  # (depth=1, rows, cols, contiguous samples) -> 3-D
+                if self.separate or len(self.shape) == 2:
+                    segment = segment[..., 0]
+                yield (self.token, index), segment.astype(self.dtype, copy=False)
+
+        if self.separate:
+            for plane in range(self.shape[2]):
+                assemble(window, self._segments(window, plane), fetch, out[..., plane])
+        else:
+            assemble(window, self._segments(window, 0), fetch, out)
         return out
 
     def _where(self, index: int) -> str:

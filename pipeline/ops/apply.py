@@ -222,6 +222,7 @@ def _bind_kernel(
             "declared; return a tuple of that many values, or drop channels="
         )
         raise ArgumentError(msg)
+    seconds += kernel.compile_loop(padded, values, out_dtype, inferred_channels)
     block = KernelBlock(kernel, values, out_dtype, inferred_channels)
     return block, out_dtype, inferred_channels, seconds
 

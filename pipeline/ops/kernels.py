@@ -44,6 +44,8 @@ __all__ = ["Kernel", "KernelBlock", "KernelKind", "neighbourhood", "pointwise", 
 KernelKind = Literal["pointwise", "neighbourhood"]
 
 _FIXED = {"pointwise": 0, "neighbourhood": 2}  # (i, j) after the arrays
+USER_MODULE_PREFIX = "pipeline_user_"
+"""Module names given to Python files that configs name (see ``ops.registry``)."""
 _DRIVERS: dict[tuple[str, int, int, bool, bool], Any] = {}
 _COMPILED: dict[str, Any] = {}
 
@@ -71,6 +73,10 @@ class Kernel:
     uncompiled: bool = False
     """Run the Python function as it is, in processes, when numba cannot compile it (slow;
     only if asked; announced with an estimate)."""
+    settings: Callable[..., tuple[Any, ...]] | None = None
+    """Turns the settings a user gives (this function's parameters) into the values the
+    kernel takes after its fixed arguments: tables computed once per block instead of once
+    per pixel. ``None``: the kernel's own trailing parameters are the settings."""
     name: str = ""
     """How messages name it."""
     token: str = field(default="", repr=False)
@@ -97,8 +103,8 @@ class Kernel:
         # the distributed scheduler pickles the task with the standard pickler.
         import cloudpickle
 
-        state = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "func"}
-        return (_restore_kernel, (cloudpickle.dumps(self.func), state))
+        state = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        return (_restore_kernel, (cloudpickle.dumps(state),))
 
     @property
     def pipeline_label(self) -> str:
@@ -108,13 +114,16 @@ class Kernel:
     # ------------------------------------------------------------------ parameters
 
     def parameter_names(self) -> list[str]:
-        """Names of the kernel's own parameters (after images, position and coordinates)."""
+        """Names of the settings: the kernel's own parameters (after images, position and
+        coordinates), or those of its ``settings`` function."""
+        if self.settings is not None:
+            return list(inspect.signature(self.settings).parameters)
         skip = self.n_inputs + _FIXED[self.kind] + (2 if self.coords else 0)
         return list(inspect.signature(self.func).parameters)[skip:]
 
-    def ordered_params(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        """``params`` as the positional tuple the kernel takes, defaults filled in."""
-        signature = inspect.signature(self.func)
+    def setting_values(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Every setting by name, defaults filled in; unknown or missing ones refused."""
+        signature = inspect.signature(self.settings or self.func)
         names = self.parameter_names()
         unknown = sorted(set(params) - set(names))
         if unknown:
@@ -123,25 +132,30 @@ class Kernel:
                 f"are {', '.join(names) or 'none'}"
             )
             raise ArgumentError(msg)
-        values = []
+        values = {}
         for name in names:
             default = signature.parameters[name].default
             if name in params:
-                values.append(params[name])
+                values[name] = params[name]
             elif default is not inspect.Parameter.empty:
-                values.append(default)
+                values[name] = default
             else:
                 msg = f"kernel {self.pipeline_label} needs the parameter {name!r}"
                 raise ArgumentError(msg)
-        return tuple(_as_numba_value(v) for v in values)
+        return values
+
+    def ordered_params(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        """What the kernel takes after its fixed arguments, for these settings."""
+        values = self.setting_values(params)
+        if self.settings is not None:
+            return tuple(self.settings(**values))
+        return tuple(_as_numba_value(v) for v in values.values())
 
     def depth(self, params: dict[str, Any]) -> tuple[int, int]:
-        """The halo the kernel needs with these parameters."""
+        """The halo the kernel needs with these settings."""
         radius: Any = self.radius
         if isinstance(radius, str):
-            radius = dict(zip(self.parameter_names(), self.ordered_params(params), strict=True))[
-                radius
-            ]
+            radius = self.setting_values(params)[radius]
         if isinstance(radius, (int, np.integer)):
             return (int(radius), int(radius))
         return (int(radius[0]), int(radius[1]))
@@ -178,19 +192,32 @@ class Kernel:
             msg = f"numba cannot compile {self.pipeline_label}: {shorten_numba_error(exc)}"
             raise KernelCompileError(msg) from exc
         out_dtype, channels = _output_layout(result_type, self.pipeline_label)
-        # The loop around the kernel compiles now too, so that a threaded run compiles nothing.
+        return out_dtype, channels, time.perf_counter() - start
+
+    def compile_loop(
+        self,
+        dtypes: list[np.dtype[Any]],
+        params: tuple[Any, ...],
+        out_dtype: np.dtype[Any],
+        channels: int | None,
+    ) -> float:
+        """Compile the per-pixel loop for the final output layout, so that a threaded run
+        compiles nothing; returns the seconds it took."""
+        from numba import types
+
+        start = time.perf_counter()
         driver = _driver(self.kind, len(dtypes), channels, self.coords, compiled=True)
         out = np.empty((1, 1) if channels is None else (1, 1, channels), dtype=out_dtype)
         driver.compile(
             (
-                _typeof(dispatcher),
-                *(_typeof(a) for a in arrays),
+                _typeof(self._dispatcher()),
+                *(_typeof(np.empty((1, 1), dtype=d)) for d in dtypes),
                 _typeof(out),
                 *([types.intp] * 4),
                 _typeof(params),
             )
         )
-        return out_dtype, channels, time.perf_counter() - start
+        return time.perf_counter() - start
 
     def _dispatcher(self) -> Any:
         dispatcher = _COMPILED.get(self.token)
@@ -236,10 +263,10 @@ class Kernel:
         return out
 
 
-def _restore_kernel(payload: bytes, state: dict[str, Any]) -> Kernel:
+def _restore_kernel(payload: bytes) -> Kernel:
     import pickle
 
-    return Kernel(func=pickle.loads(payload), **state)  # noqa: S301 - from our own client
+    return Kernel(**pickle.loads(payload))  # noqa: S301 - from our own client
 
 
 @dataclass(frozen=True, eq=False)
@@ -295,7 +322,12 @@ def _is_numba_error(exc: BaseException) -> bool:
 
 
 def _cacheable(func: Callable[..., Any]) -> bool:
-    """numba can cache a function to disk when its source file exists."""
+    """numba caches a function to disk when its source file exists and its module can be
+    imported by name in any process (a cached kernel re-imports its module to rebuild its
+    globals): not a script's ``__main__``, not a file a config names."""
+    module = getattr(func, "__module__", None) or ""
+    if module == "__main__" or module.startswith(USER_MODULE_PREFIX):
+        return False
     try:
         path = inspect.getsourcefile(func)
     except TypeError:
@@ -315,9 +347,15 @@ def shorten_numba_error(exc: BaseException) -> str:
     ]
     where = ""
     for k, line in enumerate(lines):
-        if line.startswith("File ") and k + 2 < len(lines):
-            code = next((c.strip() for c in lines[k + 1 : k + 4] if c.startswith("    ")), "")
+        if line.startswith("File "):
             location = line.removeprefix("File ").rstrip(":").replace('"', "")
+            # numba prints the function's first line, maybe an elision, the failing line,
+            # and a caret under it: the failing line is the one above the caret.
+            caret = next(
+                (n for n in range(k + 1, min(k + 8, len(lines))) if lines[n].strip() == "^"),
+                None,
+            )
+            code = lines[caret - 1].strip() if caret is not None else ""
             where = f" ({location}: {code})" if code else f" ({location})"
             break
     text = "; ".join(dict.fromkeys(reason)) or type(exc).__name__
@@ -394,18 +432,32 @@ def _make(
             return replace(f, kind=kind, **options)
         n_inputs = options.pop("inputs", None)
         if n_inputs is None:
-            n_inputs = _count_inputs(f, kind, options.get("coords", False))
+            n_inputs = _count_inputs(f, kind, options.get("coords", False), options.get("settings"))
         return Kernel(func=f, kind=kind, n_inputs=n_inputs, **options)
 
     return wrap if func is None else wrap(func)
 
 
-def _count_inputs(func: Callable[..., Any], kind: str, coords: bool) -> int:
+def _count_inputs(
+    func: Callable[..., Any], kind: str, coords: bool, settings: Callable[..., Any] | None
+) -> int:
     """Images a kernel reads: its leading parameters without defaults, before ``i, j`` and
-    ``y, x``; a parameter with a default is a setting."""
+    ``y, x``; a parameter with a default is a setting. With a ``settings`` function, its
+    parameters are the settings and the kernel's last ones take what it returns."""
     params = list(inspect.signature(func).parameters.values())
     required = [p for p in params if p.default is inspect.Parameter.empty]
-    count = len(required) - _FIXED[kind] - (2 if coords else 0)
+    produced = 0
+    if settings is not None:
+        # A pure function of the settings, so calling it with their defaults is harmless.
+        try:
+            produced = len(settings())
+        except TypeError as exc:
+            msg = (
+                f"give inputs= to the decorator of {getattr(func, '__name__', func)}: its "
+                f"settings function needs arguments to say how many values it returns ({exc})"
+            )
+            raise ArgumentError(msg) from exc
+    count = len(required) - produced - _FIXED[kind] - (2 if coords else 0)
     if count < 1:
         want = "(value, ...)" if kind == "pointwise" else "(image, ..., i, j)"
         msg = (
@@ -455,6 +507,7 @@ def neighbourhood(
     coords: bool = ...,
     boundary: str | float | None = ...,
     uncompiled: bool = ...,
+    settings: Callable[..., tuple[Any, ...]] | None = ...,
 ) -> Kernel: ...
 @overload
 def neighbourhood(
@@ -465,6 +518,7 @@ def neighbourhood(
     coords: bool = ...,
     boundary: str | float | None = ...,
     uncompiled: bool = ...,
+    settings: Callable[..., tuple[Any, ...]] | None = ...,
 ) -> Callable[[Callable[..., Any]], Kernel]: ...
 def neighbourhood(
     func: Callable[..., Any] | None = None,
@@ -474,6 +528,7 @@ def neighbourhood(
     coords: bool = False,
     boundary: str | float | None = None,
     uncompiled: bool = False,
+    settings: Callable[..., tuple[Any, ...]] | None = None,
 ) -> Kernel | Callable[[Callable[..., Any]], Kernel]:
     """Make a per-pixel kernel that reads neighbours up to ``radius`` pixels away.
 
@@ -483,6 +538,10 @@ def neighbourhood(
     ``"nan"`` they are NaN, with ``"none"`` the arrays stop at the real image edge (check
     ``0 <= i + di < image.shape[0]``), so a ray stops at the image's edge and never at a
     block's. ``radius`` may name the setting that holds it (``radius="radius"``).
+
+    ``settings``, a function whose parameters become the kernel's settings, computes once per
+    block what the kernel would otherwise recompute at every pixel (a table of ray offsets,
+    say); the kernel's last parameters receive the tuple it returns.
     """
     return _make(
         func,
@@ -493,6 +552,7 @@ def neighbourhood(
             "coords": coords,
             "boundary": boundary,
             "uncompiled": uncompiled,
+            "settings": settings,
         },
     )
 

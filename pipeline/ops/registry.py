@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import FunctionLoadError
 from pipeline.ops import terrain_kernels
-from pipeline.ops.kernels import Kernel
+from pipeline.ops.kernels import USER_MODULE_PREFIX, Kernel
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,10 +45,11 @@ class FunctionSpec:
 
 def _builtin(func: Callable[..., Any], dtype: str | None = None) -> FunctionSpec:
     target = func.func if isinstance(func, Kernel) else func
+    settings = func.settings if isinstance(func, Kernel) and func.settings else target
     doc = (inspect.getdoc(target) or "").split("\n\n", 1)[0].replace("\n", " ")
     params = {
         p.name: p.default
-        for p in inspect.signature(target).parameters.values()
+        for p in inspect.signature(settings).parameters.values()
         if p.default is not inspect.Parameter.empty
     }
     name = getattr(target, "__name__", "builtin")
@@ -155,7 +156,7 @@ def _load_file(path: Path, base_dir: Path | None) -> Any:
         msg = f"function file {path} not found{where}; check the path"
         raise FunctionLoadError(msg)
     digest = hashlib.sha1(str(full).encode(), usedforsecurity=False).hexdigest()[:10]
-    name = f"pipeline_user_{full.stem}_{digest}"
+    name = f"{USER_MODULE_PREFIX}{full.stem}_{digest}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, full)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from pipeline.ops.kernels import neighbourhood, pointwise
 
 if TYPE_CHECKING:
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 
     Image = NDArray[Any]
 
-__all__ = ["aspect", "hillshade", "sky_view", "slope", "square"]
+__all__ = ["aspect", "hillshade", "ray_tables", "sky_view", "slope", "square"]
 
 
 @neighbourhood(radius=1, boundary="nearest")
@@ -34,7 +36,7 @@ def slope(z: Image, i: int, j: int, cell_size: float = 1.0, z_factor: float = 1.
     g, h, k = z[i + 1, j - 1], z[i + 1, j], z[i + 1, j + 1]
     dzdx = ((c + 2.0 * f + k) - (a + 2.0 * d + g)) / (8.0 * cell_size)
     dzdy = ((g + 2.0 * h + k) - (a + 2.0 * b + c)) / (8.0 * cell_size)
-    return math.degrees(math.atan(z_factor * math.hypot(dzdx, dzdy)))
+    return math.degrees(math.atan(z_factor * math.sqrt(dzdx * dzdx + dzdy * dzdy)))
 
 
 @neighbourhood(radius=1, boundary="nearest")
@@ -67,7 +69,7 @@ def hillshade(  # noqa: PLR0917 - a kernel's settings are positional for numba
     g, h, k = z[i + 1, j - 1], z[i + 1, j], z[i + 1, j + 1]
     dzdx = ((c + 2.0 * f + k) - (a + 2.0 * d + g)) / (8.0 * cell_size)
     dzdy = ((g + 2.0 * h + k) - (a + 2.0 * b + c)) / (8.0 * cell_size)
-    slope_rad = math.atan(z_factor * math.hypot(dzdx, dzdy))
+    slope_rad = math.atan(z_factor * math.sqrt(dzdx * dzdx + dzdy * dzdy))
     aspect_rad = math.atan2(-dzdx, dzdy)
     zenith = math.radians(90.0 - altitude)
     shade = math.cos(zenith) * math.cos(slope_rad) + math.sin(zenith) * math.sin(
@@ -76,38 +78,54 @@ def hillshade(  # noqa: PLR0917 - a kernel's settings are positional for numba
     return min(max(255.0 * shade, 0.0), 255.0)
 
 
-@neighbourhood(radius="radius", boundary="nan")
-def sky_view(  # noqa: PLR0917 - a kernel's settings are positional for numba
-    z: Image, i: int, j: int, radius: int = 10, directions: int = 16, cell_size: float = 1.0
+def ray_tables(
+    radius: int = 10, directions: int = 16, cell_size: float = 1.0
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
+    """The settings of :func:`sky_view` as the tables its rays follow: for each of
+    ``directions`` rays (0 pointing north, clockwise) and each step out to ``radius``, the
+    pixel offsets ``(dy, dx)`` and the reciprocal of the ground distance to that pixel.
+
+    Computed once per block; every pixel reuses them."""
+    steps = np.arange(1, radius + 1)
+    angles = 2.0 * np.pi * np.arange(directions) / directions
+    dy = np.floor(-np.cos(angles)[:, None] * steps + 0.5).astype(np.intp)
+    dx = np.floor(np.sin(angles)[:, None] * steps + 0.5).astype(np.intp)
+    inverse = 1.0 / (np.hypot(dy, dx) * cell_size)
+    return dy, dx, inverse
+
+
+@neighbourhood(radius="radius", boundary="nan", settings=ray_tables)
+def sky_view(  # noqa: PLR0917 - numba kernels take positional arguments
+    z: Image, i: int, j: int, dy: Image, dx: Image, inverse: Image
 ) -> float:
     """Sky-view factor (Zakšek et al. 2011): the share of the sky visible from the pixel,
-    1 on a plain or a peak, lower in valleys.
+    1 on a plain or a peak, lower in valleys. Settings: ``radius`` (10), ``directions``
+    (16), ``cell_size`` (1.0); see :func:`ray_tables`.
 
-    Along each of ``directions`` rays, up to ``radius`` pixels long, the horizon is the
-    steepest elevation angle to any pixel on the ray (0 if all are lower); the factor is
-    ``1 - mean(sin(horizon))``. A ray stops at the image edge (NaN beyond it, or the edge of
-    the array with boundary ``none``) and at NaN pixels, never at a block's edge.
+    Along each ray the horizon is the steepest elevation angle to any pixel on it (0 if all
+    are lower); the factor is ``1 - mean(sin(horizon))``. A ray stops at the image edge (NaN
+    beyond it, or the edge of the array with boundary ``none``) and at NaN pixels, never at a
+    block's edge.
     """
     z0 = z[i, j]
     if math.isnan(z0):
         return math.nan
+    directions, radius = dy.shape
+    height, width = z.shape
     total = 0.0
     for d in range(directions):
-        angle = 2.0 * math.pi * d / directions
-        dy, dx = -math.cos(angle), math.sin(angle)  # direction 0 points north
         best = 0.0
-        for s in range(1, radius + 1):
-            yy = i + math.floor(dy * s + 0.5)
-            xx = j + math.floor(dx * s + 0.5)
-            if yy < 0 or yy >= z.shape[0] or xx < 0 or xx >= z.shape[1]:
+        for s in range(radius):
+            yy = i + dy[d, s]
+            xx = j + dx[d, s]
+            if yy < 0 or yy >= height or xx < 0 or xx >= width:
                 break
             v = z[yy, xx]
             if math.isnan(v):
                 break
-            rise = (v - z0) / (math.hypot(yy - i, xx - j) * cell_size)
-            best = max(best, rise)
+            best = max(best, (v - z0) * inverse[d, s])
         total += best / math.sqrt(1.0 + best * best)  # sin(atan(best))
-    return 1.0 - total / directions
+    return float(1.0 - total / directions)
 
 
 @pointwise

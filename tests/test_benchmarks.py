@@ -1,0 +1,39 @@
+"""The benchmark scripts run (on tiny images: speed is measured there, not asserted here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_per_pixel_benchmark_runs_and_reports_every_ratio(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "per_pixel.py"),
+            "--size",
+            "80x120",
+            "--chunks",
+            "64",
+            "--repeat",
+            "1",
+            "--data",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    out = done.stdout
+    for label in ("(a) uncompiled", "(b) compiled", "(c) pipeline", "(d) plain dask"):
+        assert label in out
+    assert out.count("a/c =") == 2
+    assert "b/(c x cores) =" in out
+    assert "d/c =" in out

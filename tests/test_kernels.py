@@ -1,0 +1,240 @@
+"""Per-pixel kernels: compiled, exact across blocks, honest when they cannot compile."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import dask.array as da
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from oracle import pad_whole
+
+import pipeline
+from pipeline.errors import ArgumentError, KernelCompileError, PerformanceWarning
+from pipeline.grid import Boundary
+from pipeline.ops import terrain
+from pipeline.ops.kernels import neighbourhood, pointwise
+from pipeline.ops.terrain_kernels import aspect, hillshade, sky_view, slope
+
+
+@pointwise
+def ndvi(nir: float, red: float) -> float:
+    return (nir - red) / (nir + red)
+
+
+@pointwise(coords=True)
+def locate(value: float, y: int, x: int, scale: float = 1.0) -> tuple[float, float, float]:
+    return (value * scale, y * 1.0, x * 1.0)
+
+
+@neighbourhood(radius="reach", boundary="nan")
+def ray_max(z: Any, i: int, j: int, reach: int = 3, directions: int = 8) -> float:
+    """Marches rays and keeps the steepest rise: stops at NaN and at the array's end."""
+    z0 = z[i, j]
+    best = -1e300
+    for d in range(directions):
+        angle = 2.0 * math.pi * d / directions
+        dy, dx = math.cos(angle), math.sin(angle)
+        for s in range(1, reach + 1):
+            yy = i + math.floor(dy * s + 0.5)
+            xx = j + math.floor(dx * s + 0.5)
+            if yy < 0 or yy >= z.shape[0] or xx < 0 or xx >= z.shape[1]:
+                break
+            v = z[yy, xx]
+            if math.isnan(v):
+                break
+            best = max(best, (v - z0) / s)
+    return best
+
+
+def whole_image_kernel(kernel: Any, image: np.ndarray, boundary: str, **params: Any) -> np.ndarray:
+    """The compiled kernel called once per pixel over the whole padded image, from Python."""
+    depth = kernel.depth(params)
+    padded = pad_whole(image, depth, Boundary.parse(boundary)).astype(np.float64)
+    compiled = kernel._dispatcher()  # the same machine code, without pipeline's loops
+    values = kernel.ordered_params(params)
+    top, left = (0, 0) if boundary == "none" else depth
+    out = np.empty(image.shape)
+    for i in range(image.shape[0]):
+        for j in range(image.shape[1]):
+            out[i, j] = compiled(padded, i + top, j + left, *values)
+    return out
+
+
+@given(
+    h=st.integers(1, 30),
+    w=st.integers(1, 30),
+    chunks=st.tuples(st.integers(1, 11), st.integers(1, 11)),
+    reach=st.integers(1, 7),
+    boundary=st.sampled_from(["nan", "none", "reflect", "nearest", "periodic", 0.0]),
+    seed=st.integers(0, 1000),
+)
+def test_chunked_kernel_equals_the_whole_image_in_one_piece(
+    h: int, w: int, chunks: tuple[int, int], reach: int, boundary: Any, seed: int
+) -> None:
+    reach = min(reach, h, w)
+    image = np.random.default_rng(seed).random((h, w)) * 100
+    image[image < 5] = np.nan  # holes a ray must stop at
+    got = pipeline.apply(
+        ray_max, da.from_array(image, chunks=chunks), boundary=boundary, reach=reach
+    ).compute(scheduler="synchronous")
+    expected = whole_image_kernel(ray_max, image, boundary, reach=reach)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_rays_stop_at_the_image_edge_never_at_a_block_edge() -> None:
+    # A ramp rising to the east: from every pixel, the steepest rise is eastwards, found only
+    # if the ray crosses block edges; at the east edge of the image nothing is east.
+    image = np.tile(np.arange(40.0), (12, 1))
+    got = pipeline.apply(ray_max, da.from_array(image, chunks=(5, 3)), reach=4).compute()
+    assert (got[:, :-1] == 1.0).all()
+    assert (got[:, -1] < 1.0).all()
+
+
+def test_pointwise_with_several_inputs_and_tuple_outputs() -> None:
+    rng = np.random.default_rng(0)
+    nir, red = rng.random((33, 47)) + 0.1, rng.random((33, 47)) + 0.1
+    got = pipeline.apply(ndvi, da.from_array(nir, chunks=10), da.from_array(red, chunks=(7, 9)))
+    np.testing.assert_array_equal(got.compute(), (nir - red) / (nir + red))
+    assert got.dtype == np.float64
+    located = pipeline.apply(locate, da.from_array(nir.astype(np.float32), chunks=8), scale=2.0)
+    assert located.shape == (33, 47, 3)
+    assert located.dtype == np.float64, "inferred from the tuple numba returns"
+    values = located.compute()
+    np.testing.assert_array_equal(values[..., 0], nir.astype(np.float32) * 2.0)
+    np.testing.assert_array_equal(values[..., 1], np.arange(33)[:, None] * np.ones((1, 47)))
+    np.testing.assert_array_equal(values[..., 2], np.arange(47)[None, :] * np.ones((33, 1)))
+
+
+def test_declared_dtype_is_checked_against_what_the_kernel_returns() -> None:
+    image = da.ones((8, 8), chunks=4)
+    assert pipeline.apply(ndvi, image, image + 1, dtype="float32").dtype == np.float32
+    with pytest.raises(ArgumentError, match=r"ndvi returns float64 but dtype=int16 was declared"):
+        pipeline.apply(ndvi, image, image, dtype="int16")
+    with pytest.raises(ArgumentError, match=r"returns 3 value\(s\) per pixel but channels=2"):
+        pipeline.apply(locate, image, channels=2)
+
+
+def test_kernel_arguments_are_checked() -> None:
+    image = da.ones((8, 8), chunks=4)
+    with pytest.raises(ArgumentError, match=r"reads 2 image\(s\) but apply\(\) got 1"):
+        pipeline.apply(ndvi, image)
+    with pytest.raises(ArgumentError, match=r"has no parameter 'scal'; its parameters are scale"):
+        pipeline.apply(locate, image, scal=3)
+    with pytest.raises(ArgumentError, match=r"does not look like a neighbourhood kernel"):
+        neighbourhood(lambda i, j: 0.0, radius=1)
+
+
+def plain_python_helper(value: float) -> float:
+    return value + 1.0
+
+
+def test_a_kernel_numba_cannot_compile_says_why_and_where() -> None:
+    @pointwise
+    def labelled(value: float) -> float:
+        return plain_python_helper(value)  # not compiled: numba cannot call it
+
+    with pytest.raises(KernelCompileError) as info:
+        pipeline.apply(labelled, da.ones((4, 4), chunks=2))
+    message = str(info.value)
+    assert message.startswith(
+        "numba cannot compile labelled: Untyped global name 'plain_python_helper'"
+    )
+    assert "test_kernels.py" in message
+    assert "return plain_python_helper(value)" in message
+    assert "uncompiled=True" in message
+    assert "During:" not in message
+
+
+def plain_python_digits(value: float) -> str:
+    return str(int(value))
+
+
+def test_uncompiled_fallback_is_announced_with_an_estimate_and_runs_in_processes(
+    tmp_path: Path,
+) -> None:
+    @pointwise(uncompiled=True)
+    def digits(value: float) -> float:
+        return float(len(plain_python_digits(value)))
+
+    image = da.from_array(np.arange(400.0).reshape(20, 20) * 37, chunks=10)
+    with pytest.warns(
+        PerformanceWarning,
+        match=r"running digits uncompiled, as asked, because "
+        r".*about \d+ s for 0.0 megapixels on \d+ processes \(measured \d+ us",
+    ):
+        lazy = pipeline.apply(digits, image)
+    with pytest.warns(
+        PerformanceWarning,
+        match=r"runs as plain Python, which holds the GIL: "
+        r"running in processes",
+    ):
+        checked = pipeline.plan(lazy, tmp_path / "d.zarr")
+    assert checked.scheduler == "processes"
+    checked.execute(progress=False)
+    expected = np.vectorize(lambda v: float(len(str(int(v)))))(
+        np.arange(400.0).reshape(20, 20) * 37
+    )
+    np.testing.assert_array_equal(pipeline.open_image(tmp_path / "d.zarr").compute(), expected)
+
+
+def test_kernels_pickle_by_value_and_keep_their_settings() -> None:
+    for blob in (pickle.dumps(sky_view), cloudpickle.dumps(ray_max)):
+        clone = pickle.loads(blob)
+        assert clone.token
+        assert clone.radius in ("radius", "reach")
+        assert clone.kind == "neighbourhood"
+
+
+def test_compile_time_is_reported(tmp_path: Path) -> None:
+    image = da.from_array(np.random.default_rng(1).random((64, 64)), chunks=32)
+    report = pipeline.save(
+        pipeline.apply(sky_view, image, radius=5), tmp_path / "s.zarr", progress=False
+    )
+    assert report.extra["compile_seconds"] > 0
+    assert "kernels compiled in" in report.summary()
+
+
+# ----------------------------------------------------------------------------- built-ins
+
+
+def plane(east: float, south: float, shape: tuple[int, int] = (9, 11)) -> np.ndarray:
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return 100.0 + east * x + south * y
+
+
+@pytest.mark.parametrize(
+    ("compiled", "vectorised"),
+    [(slope, terrain.slope), (aspect, terrain.aspect), (hillshade, terrain.hillshade)],
+    ids=["slope", "aspect", "hillshade"],
+)
+def test_compiled_terrain_agrees_with_the_vectorised_reference(
+    compiled: Any, vectorised: Any
+) -> None:
+    from pipeline.demo import dem_window
+    from pipeline.grid import Window
+
+    dem = dem_window(Window(0, 90, 0, 120)).astype(np.float64)
+    got = pipeline.apply(
+        compiled, da.from_array(dem, chunks=(31, 45)), cell_size=30.0, dtype="float64"
+    ).compute()
+    reference = vectorised(np.pad(dem, 1, mode="edge"), cell_size=30.0)
+    np.testing.assert_allclose(got, reference, rtol=1e-12, atol=1e-9)
+
+
+def test_sky_view_of_known_surfaces() -> None:
+    flat = da.from_array(np.full((21, 21), 50.0), chunks=7)
+    np.testing.assert_array_equal(pipeline.apply(sky_view, flat, radius=5).compute(), 1.0)
+    k = 0.5
+    yy, xx = np.mgrid[-10:11, -10:11]
+    cone = da.from_array(k * np.hypot(yy, xx), chunks=(8, 6))  # a pit: the horizon rises at k
+    centre = pipeline.apply(sky_view, cone, radius=6, directions=32).compute()[10, 10]
+    assert centre == pytest.approx(1 - k / math.sqrt(1 + k * k), abs=1e-12)
+    peak = da.from_array(-np.hypot(yy, xx), chunks=5)
+    assert pipeline.apply(sky_view, peak, radius=4).compute()[10, 10] == 1.0
