@@ -34,9 +34,9 @@ import pipeline
 from pipeline.demo import CELL_SIZE, DEMO_SHAPE, write_dem
 from pipeline.grid import BlockInfo, Boundary, Window
 from pipeline.io.cache import tile_cache
+from pipeline.machine import default_workers
 from pipeline.ops import terrain, terrain_kernels
 from pipeline.ops.kernels import KernelBlock
-from pipeline.scheduler import default_workers
 
 KERNELS: dict[str, tuple[Any, dict[str, Any], int]] = {
     # name: (kernel, settings, pixels to time uncompiled)

@@ -83,7 +83,7 @@ def _tiles(shape: tuple[int, int], tile: tuple[int, int], seed: int) -> Iterator
     from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from pipeline.scheduler import default_workers
+    from pipeline.machine import default_workers
 
     def make(origin: tuple[int, int]) -> NDArray[Any]:
         block = np.zeros(tile, np.float32)

@@ -10,12 +10,12 @@ Every one reports each finished task as it finishes, which drives the progress b
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import SchedulerError
+from pipeline.machine import default_workers
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -25,21 +25,12 @@ __all__ = [
     "SCHEDULERS",
     "Executor",
     "check_scheduler",
-    "default_workers",
     "executor",
 ]
 
 LOCAL_SCHEDULERS = ("synchronous", "threads", "processes")
 SCHEDULERS = (*LOCAL_SCHEDULERS, "distributed")
 """Scheduler names; an address ``tcp://host:port`` or a ``distributed.Client`` also work."""
-
-
-def default_workers() -> int:
-    """Cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 @dataclass

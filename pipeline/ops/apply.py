@@ -236,8 +236,8 @@ def _announce_uncompiled(
 ) -> None:
     """Time the Python function on a small sample at the image centre; warn with the total."""
     from pipeline.grid import BlockInfo, Window, padded_read
+    from pipeline.machine import default_workers
     from pipeline.ops.graph import compute_window
-    from pipeline.scheduler import default_workers
 
     height, width = (int(n) for n in arrays[0].shape[:2])
     cy, cx = height // 2, width // 2
