@@ -21,6 +21,7 @@ __all__ = [
     "CorruptSourceError",
     "FunctionLoadError",
     "KernelCompileError",
+    "MemoryBudgetError",
     "OutputExistsError",
     "PerformanceWarning",
     "PipelineError",
@@ -110,6 +111,10 @@ class ConfigError(PipelineError, ValueError):
 
 class AlignmentError(PipelineError, ValueError):
     """Output chunks would be written by more than one task (which silently corrupts Zarr)."""
+
+
+class MemoryBudgetError(PipelineError, ValueError):
+    """A run's projected memory exceeds its budget; says both numbers and what to change."""
 
 
 class OutputExistsError(PipelineError, FileExistsError):

@@ -59,7 +59,8 @@ def open_image(source: Any, *, chunks: ChunksLike = None, level: int = 0) -> da.
         src = open_source(Path(source), level=level)
         itemsize = src.dtype.itemsize * (src.shape[2] if len(src.shape) == 3 else 1)
         default = auto_chunks(src.shape, src.tile, itemsize)
-        return source_array(src, normalize_chunks(chunks, src.shape, default))
+        grid = normalize_chunks(chunks, src.shape, default)
+        return source_array(src, grid, auto_grid=chunks is None)
     if level:
         msg = f"level={level} applies to pyramidal files, not to an in-memory array"
         raise ArgumentError(msg)

@@ -20,12 +20,22 @@ from typing import TYPE_CHECKING, Any
 from pipeline.errors import (
     AlignmentError,
     ArgumentError,
+    MemoryBudgetError,
     OutputExistsError,
     PerformanceWarning,
 )
-from pipeline.grid import ChunkGrid, Window, check_write_alignment, normalize_chunks
+from pipeline.grid import (
+    BlockChoice,
+    ChunkGrid,
+    Window,
+    check_write_alignment,
+    choose_blocks,
+    divide_for_storage,
+    normalize_chunks,
+)
 from pipeline.image import open_image
 from pipeline.io import ZarrTarget, create_target, directory_size, update_group_attributes
+from pipeline.machine import available_memory, default_workers
 from pipeline.ops import Node, Program, StepNode, as_dask, block_task, program_of
 from pipeline.progress import progress_bar
 from pipeline.report import BlockStats, RunReport, format_bytes
@@ -64,6 +74,16 @@ class Plan:
     """Memory limit per worker of a cluster started for the run (``"4GB"``)."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """Provenance stored with the output (the config of a CLI run)."""
+    choice: BlockChoice | None = None
+    """How the blocks were chosen, when the plan chose them."""
+    memory_per_task: int = 0
+    """Projected peak memory of one task, bytes."""
+    memory_per_worker: int = 0
+    """Projected peak memory of one worker process (its tasks, tile cache, runtime), bytes."""
+    memory_budget: int = 0
+    """What a worker process may use, bytes."""
+    budget_source: str = ""
+    """Where the budget comes from."""
 
     @property
     def program(self) -> Program | None:
@@ -90,18 +110,44 @@ class Plan:
         """Files the run reads."""
         return _input_paths(self.program.root) if self.program else []
 
+    @property
+    def bytes_read(self) -> int:
+        """Input bytes the tasks read, halos included (for a grid of over 10 000 blocks,
+        extrapolated from a sample of them)."""
+        if self.program is None:
+            return int(self.image.nbytes)
+        blocks = list(self.grid.blocks())
+        step = max(1, len(blocks) // 10_000)
+        sample = blocks[::step]
+        total = sum(self.program.root.bytes_read(window) for _, window in sample)
+        return int(total * len(blocks) / len(sample))
+
+    @property
+    def reread_overhead(self) -> float:
+        """Bytes read beyond one read of every input, as a share of that."""
+        if self.program is None:
+            return 0.0
+        inputs = sum(_leaf_bytes(self.program.root))
+        return self.bytes_read / inputs - 1 if inputs else 0.0
+
     def describe(self) -> list[tuple[str, str]]:
         """``(label, value)`` rows of the readable summary."""
         shape = "x".join(map(str, self.image.shape))
         hy, hx = self.halo
+        by, bx = self.grid.chunk_shape
+        how = f"chosen: {self.choice.reason}" if self.choice else "as given"
         return [
             ("inputs", ", ".join(str(p) for p in self.inputs) or "in-memory array"),
             ("steps", " -> ".join(_step_labels(self.program.root)) if self.program else "-"),
             ("output", f"{self.target} ({shape} {self.image.dtype})"),
             ("tasks", f"{self.tasks}, one per block ({self.grid})"),
+            ("blocks", f"{by}x{bx}, {how}"),
             ("halo", f"{hy}x{hx} pixels around each block"),
+            ("re-read", f"{self.reread_overhead:.1%} of the input read again as halos"),
             ("stored chunks", f"{self.store_chunks[0]}x{self.store_chunks[1]}, zstd level 1"),
+            ("reads", format_bytes(self.bytes_read) + " of input pixels, halos included"),
             ("writes", format_bytes(self.image.nbytes) + " before compression"),
+            ("memory", _memory_row(self)),
             ("scheduler", _scheduler_label(self.scheduler, self.workers)),
         ]
 
@@ -200,12 +246,50 @@ def plan(
     if array.ndim not in (2, 3) or 0 in array.shape:
         msg = f"cannot save an image of shape {array.shape}: it must be non-empty (Y, X[, C])"
         raise ArgumentError(msg)
+    check_scheduler(scheduler, workers)
+    program = program_of(array)
+    threads, concurrent = _parallelism(scheduler, workers, threads_per_worker)
+    budget, budget_source = _memory_budget(scheduler, memory_limit, concurrent // threads)
+    choice = None
+    if program is not None and program.auto_grid:
+        shape2d = (int(array.shape[0]), int(array.shape[1]))
+        if chunks is not None:
+            unit = normalize_chunks(chunks, array.shape, (1, 1)).chunk_shape
+        else:
+            unit = _storage_unit(program.root, shape2d)
+        root = program.root
+        choice = choose_blocks(
+            shape2d,
+            unit,
+            _total_halo(root),
+            memory=lambda block: _worker_bytes(root, block, threads),
+            budget=budget,
+            workers=concurrent,
+        )
+        array = program.regrid(ChunkGrid.regular(array.shape, choice.block))
+        program = program_of(array)
+        if chunks is None:
+            chunks = divide_for_storage(choice.block, unit)
     grid = ChunkGrid.from_dask(array.chunks)
     store_chunks = _store_chunks(grid, chunks, array.shape)
     check_write_alignment(grid, store_chunks)
-    check_scheduler(scheduler, workers)
+    per_task = (
+        _task_bytes(program.root, grid.chunk_shape)
+        if program is not None
+        else _array_task_bytes(array)
+    )
+    per_worker = threads * per_task + _process_bytes()
+    if per_worker > budget:
+        by, bx = grid.chunk_shape
+        msg = (
+            f"blocks of {by}x{bx} project {format_bytes(per_worker)} per worker "
+            f"({threads} task(s) of {format_bytes(per_task)} at once, plus tile cache and "
+            f"runtime), over the budget of {format_bytes(budget)} ({budget_source}); use "
+            "smaller blocks (open_image(chunks=...), or leave them to the plan), fewer threads "
+            "per worker, or a larger memory limit (compute.memory_limit)"
+        )
+        raise MemoryBudgetError(msg)
     target_path = Path(target).expanduser()
-    program = program_of(array)
     if program is not None and scheduler in (None, "threads"):
         held = [s.label for s in _steps(program.root) if s.gil_bound]
         if held:
@@ -235,6 +319,100 @@ def plan(
         threads_per_worker=threads_per_worker,
         memory_limit=memory_limit,
         metadata=dict(metadata or {}),
+        choice=choice,
+        memory_per_task=per_task,
+        memory_per_worker=per_worker,
+        memory_budget=budget,
+        budget_source=budget_source,
+    )
+
+
+BASELINE_BYTES = 256 * 2**20
+"""A worker process before it holds any block: Python, numpy, dask, zarr, numba."""
+BUDGET_SHARE = 0.6
+"""Share of the available memory a run plans to use by default."""
+
+
+def _parallelism(scheduler: Any, workers: int | None, threads_per_worker: int) -> tuple[int, int]:
+    """``(tasks at once in one process, tasks at once in all)``."""
+    name = scheduler if isinstance(scheduler, str) else None
+    count = workers or default_workers()
+    if name == "synchronous":
+        return 1, 1
+    if name == "processes":
+        return 1, count
+    if name == "distributed":
+        return threads_per_worker, count * threads_per_worker if workers else count
+    if name is None and scheduler is not None:  # a Client
+        threads = sum(scheduler.nthreads().values()) or 1
+        return max(scheduler.nthreads().values() or [1]), threads
+    if name is not None and "://" in name:
+        return threads_per_worker, count
+    return count, count  # threads
+
+
+def _memory_budget(scheduler: Any, memory_limit: str | None, processes: int) -> tuple[int, str]:
+    """Bytes one worker process may use, and where that figure comes from."""
+    if memory_limit:
+        from dask.utils import parse_bytes
+
+        return int(parse_bytes(memory_limit)), f"memory_limit {memory_limit}"
+    available = available_memory()
+    share = int(available * BUDGET_SHARE / max(processes, 1))
+    return share, (
+        f"{BUDGET_SHARE:.0%} of the {format_bytes(available)} available"
+        + (f", shared by {processes} processes" if processes > 1 else "")
+    )
+
+
+def _process_bytes() -> int:
+    from pipeline.io.cache import tile_cache
+
+    return BASELINE_BYTES + tile_cache.max_bytes
+
+
+def _task_bytes(root: Node, block: tuple[int, int]) -> int:
+    """One task's projected peak: its program on a block at the image corner (where padding
+    copies add up) or in the middle, whichever is more, plus the write's buffers."""
+    height, width = root.image_shape
+    by, bx = min(block[0], height), min(block[1], width)
+    corner = Window(0, by, 0, bx)
+    y0, x0 = max(0, (height - by) // 2), max(0, (width - bx) // 2)
+    middle = Window(y0, y0 + by, x0, x0 + bx)
+    compute = max(root.peak_bytes(corner), root.peak_bytes(middle))
+    return compute + 2 * by * bx * root.pixel_nbytes  # the block and its compressed copy
+
+
+def _array_task_bytes(array: da.Array) -> int:
+    by, bx = ChunkGrid.from_dask(array.chunks).chunk_shape
+    per_pixel = int(array.dtype.itemsize) * (int(array.shape[2]) if array.ndim == 3 else 1)
+    return 3 * by * bx * per_pixel
+
+
+def _worker_bytes(root: Node, block: tuple[int, int], threads: int) -> int:
+    return threads * _task_bytes(root, block) + _process_bytes()
+
+
+def _storage_unit(root: Node, shape: tuple[int, int]) -> tuple[int, int]:
+    """The storage tile of the first file read; rows of a memory map are too thin a unit."""
+    for source in root.sources():
+        tile = getattr(source, "tile", None)
+        if tile is not None and min(tile) >= 16:
+            return (min(tile[0], shape[0]), min(tile[1], shape[1]))
+    return (min(256, shape[0]), min(256, shape[1]))
+
+
+def _leaf_bytes(root: Node) -> list[int]:
+    seen: dict[int, int] = {}
+    for leaf, _ in root.leaf_reads(Window.from_shape(root.shape)):
+        seen[id(leaf)] = leaf.shape[0] * leaf.shape[1] * leaf.pixel_nbytes
+    return list(seen.values())
+
+
+def _memory_row(plan: Plan) -> str:
+    return (
+        f"{format_bytes(plan.memory_per_task)} per task, {format_bytes(plan.memory_per_worker)} "
+        f"per worker process (budget {format_bytes(plan.memory_budget)}: {plan.budget_source})"
     )
 
 

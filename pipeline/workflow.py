@@ -106,14 +106,15 @@ def _open_inputs(loaded: LoadedConfig, problems: list[Problem]) -> dict[str, da.
             images[name] = da.zeros(shape, dtype=DEM_DTYPE, chunks=chunks)
             continue
         try:
-            images[name] = open_image(path, chunks=_chunks(spec, out_chunks), level=spec.level)
+            # Without chunks, the plan chooses the blocks (whole output chunks, if given).
+            images[name] = open_image(path, chunks=spec.chunks, level=spec.level)
         except PipelineError as exc:
             problems.append(loaded.problem(where, str(exc)))
     return images
 
 
 def _chunks(spec: InputSpec, out_chunks: Any) -> Any:
-    """Blocks follow the input's own chunks, else the output's, else the storage tiles."""
+    """Blocks of a stand-in input: the input's own chunks, else the output's."""
     return spec.chunks if spec.chunks is not None else out_chunks
 
 

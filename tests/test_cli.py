@@ -70,7 +70,7 @@ def project(tmp_path: Path) -> Path:
     write_config(
         tmp_path,
         """
-        input: dem.tif
+        input: {path: dem.tif, chunks: [64, 64]}
         steps:
           - function: kernels.py:relief
             depth: 1

@@ -23,11 +23,13 @@ from pipeline.grid.chunks import (
     normalize_chunks,
 )
 from pipeline.grid.protocol import WindowSource
+from pipeline.grid.sizing import BlockChoice, choose_blocks, divide_for_storage, halo_overhead
 from pipeline.grid.window import Window
 
 __all__ = [
     "BOUNDARY_MODES",
     "DEFAULT_CHUNK_BYTES",
+    "BlockChoice",
     "BlockInfo",
     "Boundary",
     "BoundaryLike",
@@ -38,7 +40,10 @@ __all__ = [
     "WindowSource",
     "auto_chunks",
     "check_write_alignment",
+    "choose_blocks",
+    "divide_for_storage",
     "gather_axis",
+    "halo_overhead",
     "normalize_chunks",
     "normalize_depth",
     "padded_read",

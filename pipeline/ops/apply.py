@@ -10,7 +10,7 @@ import numpy as np
 
 from pipeline.errors import ArgumentError, KernelCompileError
 from pipeline.grid import Boundary, ChunkGrid, normalize_depth
-from pipeline.ops.graph import as_dask, as_node, to_dask, tokenize
+from pipeline.ops.graph import as_dask, as_node, program_of, to_dask, tokenize
 from pipeline.ops.kernels import Kernel, KernelBlock, warn_uncompiled
 from pipeline.ops.program import (
     BLOCK_INFO_KEYWORD,
@@ -169,7 +169,9 @@ def apply(
     short = str(getattr(func, "__name__", "apply")).replace("<", "").replace(">", "")
     name = f"{short}-{tokenize(root.token, grid)}"
     unique = {id(c): c for c in collections}
-    return to_dask(root, grid, name, tuple(unique.values()))
+    inherited = program_of(first)
+    auto = inherited is not None and inherited.auto_grid
+    return to_dask(root, grid, name, tuple(unique.values()), auto_grid=auto)
 
 
 def _bind_kernel(

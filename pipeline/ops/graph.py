@@ -54,6 +54,14 @@ class Program:
     """The output blocks: one task each."""
     collections: tuple[Any, ...]
     """Dask arrays whose blocks the tasks depend on (those of the program's chunked leaves)."""
+    auto_grid: bool = False
+    """The blocks are a default, not the user's choice: a plan may choose better ones."""
+
+    def regrid(self, grid: ChunkGrid) -> Any:
+        """The same program cut into other blocks (any grid works: every node computes any
+        window)."""
+        name = f"{self.name.rsplit('-', 1)[0]}-{tokenize(self.root.token, grid)}"
+        return to_dask(self.root, grid, name, self.collections)
 
 
 def tokenize(*parts: object) -> str:
@@ -94,12 +102,23 @@ def block_task(
     return Task(key, func, program.root, window, *extra, keys, *(TaskRef(k) for k in keys))
 
 
-def to_dask(root: Node, grid: ChunkGrid, name: str, collections: Sequence[Any] = ()) -> da.Array:
-    """The dask array whose block ``(i, j)`` is ``root`` evaluated over ``grid.window(i, j)``."""
+def to_dask(
+    root: Node,
+    grid: ChunkGrid,
+    name: str,
+    collections: Sequence[Any] = (),
+    *,
+    auto_grid: bool = False,
+) -> da.Array:
+    """The dask array whose block ``(i, j)`` is ``root`` evaluated over ``grid.window(i, j)``.
+
+    ``auto_grid`` marks blocks nobody asked for, which a plan may replace."""
     import dask.array as da
     from dask.highlevelgraph import HighLevelGraph
 
-    program = Program(name=name, root=root, grid=grid, collections=tuple(collections))
+    program = Program(
+        name=name, root=root, grid=grid, collections=tuple(collections), auto_grid=auto_grid
+    )
     tail = (0,) if len(root.shape) == 3 else ()
     layer = {}
     for (i, j), window in grid.blocks():
@@ -115,10 +134,10 @@ def to_dask(root: Node, grid: ChunkGrid, name: str, collections: Sequence[Any] =
     return array
 
 
-def source_array(source: WindowSource, grid: ChunkGrid) -> da.Array:
+def source_array(source: WindowSource, grid: ChunkGrid, *, auto_grid: bool = False) -> da.Array:
     """A lazy dask array over a file: each block reads its window when computed."""
-    node = SourceNode(source)
-    return to_dask(node, grid, f"{type(source).__name__.lower()}-{tokenize(source.token, grid)}")
+    name = f"{type(source).__name__.lower()}-{tokenize(source.token, grid)}"
+    return to_dask(SourceNode(source), grid, name, auto_grid=auto_grid)
 
 
 def as_dask(array: Any, chunks: ChunksLike = None) -> da.Array:

@@ -284,6 +284,9 @@ class KernelBlock:
     compiled: bool = True
     """False when running the Python function as it is (``uncompiled``)."""
 
+    allocates_only_output = True
+    """For the memory projection: a kernel holds no temporary image."""
+
     @property
     def __name__(self) -> str:
         return self.kernel.name

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BLOCK_INFO_KEYWORD",
+    "TEMPORARIES",
     "ChunkKey",
     "ChunkedNode",
     "Node",
@@ -44,6 +45,10 @@ __all__ = [
     "accepts_block_info",
     "describe_function",
 ]
+
+TEMPORARIES = 4
+"""float64 copies of its padded block a function other than a compiled kernel is assumed to
+hold at its peak (for the memory projection of a plan)."""
 
 BLOCK_INFO_KEYWORD = "block_info"
 """A function with a parameter of this name receives a :class:`~pipeline.BlockInfo`."""
@@ -95,6 +100,10 @@ class Node(ABC):
                 total += win.size * leaf.pixel_nbytes
         return total
 
+    @abstractmethod
+    def peak_bytes(self, window: Window) -> int:
+        """Projected peak memory of computing ``window`` (arrays held at once, bytes)."""
+
     @property
     def pixel_nbytes(self) -> int:
         """Bytes per pixel, all channels."""
@@ -130,6 +139,10 @@ class SourceNode(Node):
     def leaf_reads(self, window: Window) -> Iterator[tuple[Node, Window]]:
         yield self, window
 
+    def peak_bytes(self, window: Window) -> int:
+        # The window read; decoded tiles live in the per-process tile cache, budgeted apart.
+        return window.size * self.pixel_nbytes
+
 
 @dataclass(frozen=True, eq=False)
 class ChunkedNode(Node):
@@ -156,6 +169,10 @@ class ChunkedNode(Node):
         """Bytes of one block."""
         i, j = key[1], key[2]
         return self.grid.rows[i] * self.grid.cols[j] * self.pixel_nbytes
+
+    def peak_bytes(self, window: Window) -> int:
+        blocks = sum(self.chunk_nbytes(key) for key in self.keys(window))
+        return blocks + window.size * self.pixel_nbytes
 
     def read(self, window: Window, chunks: Chunks) -> NDArray[Any]:
         out = np.empty((*window.shape, *self.shape[2:]), dtype=self.dtype)
@@ -241,6 +258,35 @@ class StepNode(Node):
         for node in self.inputs:
             for piece in pieces:
                 yield from node.leaf_reads(piece)
+
+    def peak_bytes(self, window: Window) -> int:
+        """Inputs are read one after the other and held; then the function runs on them.
+
+        A compiled kernel allocates only its output. Any other function is assumed to hold
+        ``TEMPORARIES`` float64 copies of its padded block (a vectorised numpy expression
+        typically does), the one part of the projection that is a guess.
+        """
+        covered, pieces = padded_windows(window.pad(self.depth), self.image_shape, self.boundary)
+        gathered = len(pieces) > 1 or pieces[0] != covered
+        held = peak = 0
+        for node in self.inputs:
+            padded = (
+                covered.size
+                * self.boundary.padded_dtype(node.dtype).itemsize
+                * (node.pixel_nbytes // node.dtype.itemsize)
+            )
+            inner = max(node.peak_bytes(piece) for piece in pieces)
+            # Across an edge the pieces are copied into one compact array, then gathered.
+            assembling = 2 * padded if gathered else 0
+            peak = max(peak, held + inner + assembling)
+            held += padded
+        temporaries = (
+            0
+            if getattr(self.func, "allocates_only_output", False)
+            else (TEMPORARIES * covered.size * 8)
+        )
+        result = window.size * self.pixel_nbytes
+        return max(peak, held + temporaries + 2 * result)  # the result, and a cast copy
 
     def read(self, window: Window, chunks: Chunks) -> NDArray[Any]:
         padded = window.pad(self.depth)

@@ -1,0 +1,153 @@
+"""Choosing block sizes: whole storage units, little halo re-read, enough tasks, bounded memory.
+
+Pure arithmetic over a memory model the caller supplies; nothing here knows about files.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pipeline.errors import ArgumentError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "MAX_OVERHEAD",
+    "BlockChoice",
+    "choose_blocks",
+    "divide_for_storage",
+    "halo_overhead",
+]
+
+MAX_OVERHEAD = 0.10
+"""Halo pixels a block may read beyond its own, as a share of them."""
+TASKS_PER_WORKER = 4
+"""Tasks per worker wanted for load balance: the last ones finish close together."""
+LARGEST = 2048
+"""Blocks grow to this side at most when there are tasks enough anyway."""
+STORAGE_MAX = 2048
+"""Stored chunks are at most this side: viewers and partial reads want modest chunks."""
+
+
+def halo_overhead(
+    block: tuple[int, int], halo: tuple[int, int], shape: tuple[int, int] | None = None
+) -> float:
+    """Extra pixels read for the halo of an interior block, as a share of its own. A block
+    spanning a whole axis of an image of ``shape`` reads no halo along it."""
+    (by, bx), (hy, hx) = block, halo
+    if shape is not None:
+        hy = 0 if by >= shape[0] else hy
+        hx = 0 if bx >= shape[1] else hx
+    return (by + 2 * hy) * (bx + 2 * hx) / (by * bx) - 1
+
+
+@dataclass(frozen=True)
+class BlockChoice:
+    """A block shape and why it was chosen."""
+
+    block: tuple[int, int]
+    """Rows and columns of each block."""
+    tasks: int
+    """Blocks in the image."""
+    overhead: float
+    """Halo re-read overhead of an interior block."""
+    memory: int
+    """Projected peak memory per worker, bytes."""
+    reason: str
+    """One line for the plan."""
+
+
+def _candidates(shape: tuple[int, int], unit: tuple[int, int]) -> list[tuple[int, int]]:
+    """Square-ish shapes made of whole units, small to large, clipped to the image."""
+    height, width = shape
+    uy, ux = min(unit[0], height), min(unit[1], width)
+    seen: list[tuple[int, int]] = []
+    for k in range(1, math.ceil(height / uy) + 1):
+        by = min(k * uy, height)
+        bx = width if ux >= width else min(max(ux, round(by / ux) * ux), width)
+        if (by, bx) not in seen:
+            seen.append((by, bx))
+    if uy >= height:  # one band of rows: grow along the columns instead
+        seen = [(height, min(m * ux, width)) for m in range(1, math.ceil(width / ux) + 1)]
+    return seen
+
+
+def _tasks(shape: tuple[int, int], block: tuple[int, int]) -> int:
+    return math.ceil(shape[0] / block[0]) * math.ceil(shape[1] / block[1])
+
+
+def choose_blocks(
+    shape: tuple[int, int],
+    unit: tuple[int, int],
+    halo: tuple[int, int],
+    *,
+    memory: Callable[[tuple[int, int]], int],
+    budget: int,
+    workers: int,
+) -> BlockChoice:
+    """The block shape for a run.
+
+    Candidates are made of whole ``unit`` s (storage tiles, or stored chunks). Of those whose
+    projected ``memory`` per worker fits the ``budget``, prefer halo overhead under
+    :data:`MAX_OVERHEAD`, then the largest block (up to :data:`LARGEST`) that still gives every
+    worker :data:`TASKS_PER_WORKER` tasks, else the block giving the most tasks. Raises
+    :class:`ArgumentError` when no block fits the budget.
+    """
+    options = []
+    for block in _candidates(shape, unit):
+        overhead = halo_overhead(block, halo, shape)
+        options.append((block, _tasks(shape, block), overhead, memory(block)))
+    fitting = [o for o in options if o[3] <= budget]
+    if not fitting:
+        smallest = options[0]
+        msg = (
+            f"even blocks of {smallest[0][0]}x{smallest[0][1]} project "
+            f"{smallest[3] / 1e9:.2f} GB per worker, over the budget of {budget / 1e9:.2f} GB; "
+            "raise the memory limit (compute.memory_limit), use fewer threads per worker, or "
+            "reduce what each block holds"
+        )
+        raise ArgumentError(msg)
+    lean = [o for o in fitting if o[2] <= MAX_OVERHEAD]
+    if not lean:
+        block, tasks, overhead, mem = min(fitting, key=lambda o: o[2])
+        reason = (
+            f"the largest block that fits the memory budget; its halo re-read is "
+            f"{overhead:.0%}, over the {MAX_OVERHEAD:.0%} aimed at"
+        )
+        return BlockChoice(block, tasks, overhead, mem, reason)
+    wanted = TASKS_PER_WORKER * workers
+    balanced = [o for o in lean if o[1] >= wanted and max(o[0]) <= LARGEST]
+    if balanced:
+        block, tasks, overhead, mem = max(balanced, key=lambda o: o[0][0] * o[0][1])
+        reason = (
+            f"the largest block with halo re-read under {MAX_OVERHEAD:.0%} that gives "
+            f"{workers} workers {TASKS_PER_WORKER}+ tasks each, within the memory budget"
+        )
+    else:
+        block, tasks, overhead, mem = max(lean, key=lambda o: o[1])
+        reason = (
+            f"the most tasks a halo re-read under {MAX_OVERHEAD:.0%} allows "
+            "(the image is small for its halo)"
+        )
+    return BlockChoice(block, tasks, overhead, mem, reason)
+
+
+def divide_for_storage(block: tuple[int, int], unit: tuple[int, int]) -> tuple[int, int]:
+    """Stored chunks for blocks of ``block``: the block itself up to :data:`STORAGE_MAX`,
+    else the largest whole-unit divisor of it that is no larger."""
+    chunks = []
+    for size, u in zip(block, unit, strict=True):
+        if size <= STORAGE_MAX:
+            chunks.append(size)
+            continue
+        units = max(1, size // u) if size % u == 0 else 0
+        best = size
+        for parts in range(2, (units or 1) + 1):
+            if units % parts == 0 and units // parts * u <= STORAGE_MAX:
+                best = units // parts * u
+                break
+        chunks.append(best)
+    return (chunks[0], chunks[1])

@@ -1,0 +1,164 @@
+"""Plans: one task per output block, blocks chosen for the run, memory projected and bounded."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import pipeline
+from pipeline.demo import write_dem
+from pipeline.errors import ArgumentError, MemoryBudgetError
+from pipeline.grid import Window, choose_blocks, divide_for_storage, halo_overhead
+from pipeline.io import create_target
+from pipeline.grid.sizing import LARGEST, MAX_OVERHEAD, TASKS_PER_WORKER
+from pipeline.ops import program_of, terrain
+from pipeline.ops.terrain_kernels import sky_view, slope
+from pipeline.planning import _task_bytes, _write_tasks
+
+
+@pytest.fixture(scope="module")
+def dem(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dem(tmp_path_factory.mktemp("dem") / "dem.tif", (600, 900), tile=(128, 128))
+
+
+def test_one_task_per_output_block_for_a_fused_chain(dem: Path, tmp_path: Path) -> None:
+    image = pipeline.open_image(dem, chunks=256)
+    chain = pipeline.apply(slope, pipeline.apply(terrain.slope, image, depth=1), cell_size=2.0)
+    checked = pipeline.plan(pipeline.apply(np.sqrt, chain), tmp_path / "o.zarr")
+    out = create_target(tmp_path / "t.zarr", (600, 900), np.dtype("f8"), (256, 256),
+                        overwrite=False, attributes={}, run_id="x")
+    tasks = _write_tasks(checked.image, checked.grid, out)
+    graph = dict(tasks[0].__dask_graph__())
+    assert len(graph) == checked.tasks == 3 * 4, "nothing but the write tasks"
+    assert checked.halo == (2, 2)
+
+
+def test_the_plan_says_what_the_run_will_do(dem: Path, tmp_path: Path) -> None:
+    image = pipeline.open_image(dem, chunks=(200, 300))
+    checked = pipeline.plan(pipeline.apply(slope, image, cell_size=30.0), tmp_path / "o.zarr")
+    rows = dict(checked.describe())
+    assert rows["tasks"] == "9, one per block (3x3 blocks of 200x300)"
+    assert rows["blocks"] == "200x300, as given"
+    assert rows["halo"] == "1x1 pixels around each block"
+    # Every block reads its core plus the halo that lies inside the image.
+    inside = sum(w.pad((1, 1)).clip((600, 900)).size for _, w in checked.grid.blocks())
+    assert checked.bytes_read == inside * 4
+    assert rows["re-read"] == f"{inside / (600 * 900) - 1:.1%} of the input read again as halos"
+    assert rows["writes"] == "4.3 MB before compression"  # float64, as the kernel returns
+    assert "per task" in rows["memory"] and "budget" in rows["memory"]
+
+
+def test_blocks_nobody_chose_are_chosen_by_the_plan(dem: Path, tmp_path: Path) -> None:
+    image = pipeline.open_image(dem)  # no chunks: the plan may choose
+    checked = pipeline.plan(pipeline.apply(slope, image), tmp_path / "o.zarr", workers=2)
+    assert checked.choice is not None
+    by, bx = checked.grid.chunk_shape
+    assert by % 128 == 0 and bx % 128 == 0, "whole storage tiles"
+    assert checked.tasks >= TASKS_PER_WORKER * 2
+    assert halo_overhead((by, bx), (1, 1)) <= MAX_OVERHEAD
+    assert "chosen: the largest block" in dict(checked.describe())["blocks"]
+    # Output chunks given: blocks are made of whole output chunks.
+    chunked = pipeline.plan(pipeline.apply(slope, image), tmp_path / "o.zarr", chunks=100,
+                            workers=2)
+    assert chunked.store_chunks == (100, 100)
+    assert chunked.grid.chunk_shape[0] % 100 == 0
+    # A deep halo asks for larger blocks.
+    deep = pipeline.plan(pipeline.apply(sky_view, image, radius=20), tmp_path / "o.zarr",
+                         workers=2)
+    assert halo_overhead(deep.grid.chunk_shape, (20, 20), (600, 900)) <= MAX_OVERHEAD
+    np.testing.assert_array_equal(
+        checked.image.compute(), pipeline.apply(slope, pipeline.open_image(dem, chunks=64)).compute()
+    )
+
+
+def test_a_run_over_its_memory_budget_is_refused_with_both_numbers(dem: Path, tmp_path: Path) -> None:
+    image = pipeline.open_image(dem, chunks=(600, 900))
+    with pytest.raises(MemoryBudgetError, match=r"blocks of 600x900 project [\d.]+ MB per worker "
+                       r"\(2 task\(s\) of [\d.]+ MB at once, plus tile cache and runtime\), over "
+                       r"the budget of 100.0 MB \(memory_limit 100MB\); use smaller blocks"):
+        pipeline.plan(pipeline.apply(terrain.slope, image, depth=1), tmp_path / "o.zarr",
+                      workers=2, memory_limit="100MB")
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_a_budget_no_block_fits_is_refused() -> None:
+    with pytest.raises(ArgumentError, match=r"even blocks of 64x64 project 1.00 GB per worker, "
+                       r"over the budget of 0.50 GB"):
+        choose_blocks((1000, 1000), (64, 64), (1, 1), memory=lambda b: 10**9, budget=5 * 10**8,
+                      workers=2)
+
+
+@pytest.mark.parametrize("function", [slope, terrain.slope], ids=["kernel", "numpy"])
+def test_projected_task_memory_bounds_what_a_task_allocates(dem: Path, function: object) -> None:
+    image = pipeline.open_image(dem, chunks=(256, 256))
+    kwargs = {} if function is slope else {"depth": 1}
+    lazy = pipeline.apply(function, image, dtype="float32", **kwargs)  # type: ignore[arg-type]
+    program = program_of(lazy)
+    assert program is not None
+    root = program.root
+    projected = _task_bytes(root, (256, 256))
+    window = Window(256, 512, 256, 512)
+    root.read(window, {})  # warm up: compile, fill the tile cache
+    tracemalloc.start()
+    try:
+        root.read(window, {})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= projected, "the projection is an upper bound"
+    assert projected <= 6 * max(peak, 256 * 256 * 4), "and not a wild one"
+
+
+@given(
+    h=st.integers(1, 5000),
+    w=st.integers(1, 5000),
+    unit=st.tuples(st.integers(1, 600), st.integers(1, 600)),
+    halo=st.tuples(st.integers(0, 70), st.integers(0, 70)),
+    per_pixel=st.integers(1, 200),
+    budget_mb=st.integers(1, 4000),
+    workers=st.integers(1, 16),
+)
+def test_chosen_blocks_fit_the_budget_and_the_units(
+    h: int, w: int, unit: tuple[int, int], halo: tuple[int, int], per_pixel: int,
+    budget_mb: int, workers: int,
+) -> None:
+    def memory(block: tuple[int, int]) -> int:
+        return (block[0] + 2 * halo[0]) * (block[1] + 2 * halo[1]) * per_pixel
+
+    budget = budget_mb * 2**20
+    try:
+        choice = choose_blocks((h, w), unit, halo, memory=memory, budget=budget, workers=workers)
+    except ArgumentError:
+        smallest = (min(unit[0], h), min(unit[1], w))
+        assert memory(smallest) > budget
+        return
+    by, bx = choice.block
+    assert choice.memory <= budget
+    assert 1 <= by <= h and 1 <= bx <= w
+    assert by % min(unit[0], h) == 0 or by == h
+    assert bx % min(unit[1], w) == 0 or bx == w
+    if choice.overhead > MAX_OVERHEAD:
+        assert "over the" in choice.reason
+    elif choice.tasks >= TASKS_PER_WORKER * workers:
+        assert max(choice.block) <= LARGEST or choice.block == (h, w)
+
+
+@given(st.integers(1, 40), st.integers(1, 600))
+def test_storage_chunks_divide_the_blocks(units: int, unit: int) -> None:
+    block = units * unit
+    chunk = divide_for_storage((block, block), (unit, unit))[0]
+    assert block % chunk == 0
+    assert chunk <= max(2048, unit)
+
+
+def test_in_memory_inputs_are_not_regridded(tmp_path: Path) -> None:
+    image = da.zeros((300, 300), chunks=100)
+    checked = pipeline.plan(pipeline.apply(np.negative, image), tmp_path / "o.zarr")
+    assert checked.choice is None
+    assert checked.grid.chunk_shape == (100, 100)
