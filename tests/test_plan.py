@@ -15,8 +15,8 @@ import pipeline
 from pipeline.demo import write_dem
 from pipeline.errors import ArgumentError, MemoryBudgetError
 from pipeline.grid import Window, choose_blocks, divide_for_storage, halo_overhead
-from pipeline.io import create_target
 from pipeline.grid.sizing import LARGEST, MAX_OVERHEAD, TASKS_PER_WORKER
+from pipeline.io import create_target
 from pipeline.ops import program_of, terrain
 from pipeline.ops.terrain_kernels import sky_view, slope
 from pipeline.planning import _task_bytes, _write_tasks
@@ -31,8 +31,15 @@ def test_one_task_per_output_block_for_a_fused_chain(dem: Path, tmp_path: Path) 
     image = pipeline.open_image(dem, chunks=256)
     chain = pipeline.apply(slope, pipeline.apply(terrain.slope, image, depth=1), cell_size=2.0)
     checked = pipeline.plan(pipeline.apply(np.sqrt, chain), tmp_path / "o.zarr")
-    out = create_target(tmp_path / "t.zarr", (600, 900), np.dtype("f8"), (256, 256),
-                        overwrite=False, attributes={}, run_id="x")
+    out = create_target(
+        tmp_path / "t.zarr",
+        (600, 900),
+        np.dtype("f8"),
+        (256, 256),
+        overwrite=False,
+        attributes={},
+        run_id="x",
+    )
     tasks = _write_tasks(checked.image, checked.grid, out)
     graph = dict(tasks[0].__dask_graph__())
     assert len(graph) == checked.tasks == 3 * 4, "nothing but the write tasks"
@@ -64,34 +71,48 @@ def test_blocks_nobody_chose_are_chosen_by_the_plan(dem: Path, tmp_path: Path) -
     assert halo_overhead((by, bx), (1, 1)) <= MAX_OVERHEAD
     assert "chosen: the largest block" in dict(checked.describe())["blocks"]
     # Output chunks given: blocks are made of whole output chunks.
-    chunked = pipeline.plan(pipeline.apply(slope, image), tmp_path / "o.zarr", chunks=100,
-                            workers=2)
+    chunked = pipeline.plan(
+        pipeline.apply(slope, image), tmp_path / "o.zarr", chunks=100, workers=2
+    )
     assert chunked.store_chunks == (100, 100)
     assert chunked.grid.chunk_shape[0] % 100 == 0
     # A deep halo asks for larger blocks.
-    deep = pipeline.plan(pipeline.apply(sky_view, image, radius=20), tmp_path / "o.zarr",
-                         workers=2)
+    deep = pipeline.plan(pipeline.apply(sky_view, image, radius=20), tmp_path / "o.zarr", workers=2)
     assert halo_overhead(deep.grid.chunk_shape, (20, 20), (600, 900)) <= MAX_OVERHEAD
     np.testing.assert_array_equal(
-        checked.image.compute(), pipeline.apply(slope, pipeline.open_image(dem, chunks=64)).compute()
+        checked.image.compute(),
+        pipeline.apply(slope, pipeline.open_image(dem, chunks=64)).compute(),
     )
 
 
-def test_a_run_over_its_memory_budget_is_refused_with_both_numbers(dem: Path, tmp_path: Path) -> None:
+def test_a_run_over_its_memory_budget_is_refused_with_both_numbers(
+    dem: Path, tmp_path: Path
+) -> None:
     image = pipeline.open_image(dem, chunks=(600, 900))
-    with pytest.raises(MemoryBudgetError, match=r"blocks of 600x900 project [\d.]+ MB per worker "
-                       r"\(2 task\(s\) of [\d.]+ MB at once, plus tile cache and runtime\), over "
-                       r"the budget of 100.0 MB \(memory_limit 100MB\); use smaller blocks"):
-        pipeline.plan(pipeline.apply(terrain.slope, image, depth=1), tmp_path / "o.zarr",
-                      workers=2, memory_limit="100MB")
+    with pytest.raises(
+        MemoryBudgetError,
+        match=r"blocks of 600x900 project [\d.]+ MB per worker "
+        r"\(2 task\(s\) of [\d.]+ MB at once, plus tile cache and runtime\), over "
+        r"the budget of 100.0 MB \(memory_limit 100MB\); use smaller blocks",
+    ):
+        pipeline.plan(
+            pipeline.apply(terrain.slope, image, depth=1),
+            tmp_path / "o.zarr",
+            workers=2,
+            memory_limit="100MB",
+        )
     assert not (tmp_path / "o.zarr").exists()
 
 
 def test_a_budget_no_block_fits_is_refused() -> None:
-    with pytest.raises(ArgumentError, match=r"even blocks of 64x64 project 1.00 GB per worker, "
-                       r"over the budget of 0.50 GB"):
-        choose_blocks((1000, 1000), (64, 64), (1, 1), memory=lambda b: 10**9, budget=5 * 10**8,
-                      workers=2)
+    with pytest.raises(
+        ArgumentError,
+        match=r"even blocks of 64x64 project 1.00 GB per worker, "
+        r"over the budget of 0.50 GB",
+    ):
+        choose_blocks(
+            (1000, 1000), (64, 64), (1, 1), memory=lambda b: 10**9, budget=5 * 10**8, workers=2
+        )
 
 
 @pytest.mark.parametrize("function", [slope, terrain.slope], ids=["kernel", "numpy"])
@@ -125,8 +146,13 @@ def test_projected_task_memory_bounds_what_a_task_allocates(dem: Path, function:
     workers=st.integers(1, 16),
 )
 def test_chosen_blocks_fit_the_budget_and_the_units(
-    h: int, w: int, unit: tuple[int, int], halo: tuple[int, int], per_pixel: int,
-    budget_mb: int, workers: int,
+    h: int,
+    w: int,
+    unit: tuple[int, int],
+    halo: tuple[int, int],
+    per_pixel: int,
+    budget_mb: int,
+    workers: int,
 ) -> None:
     def memory(block: tuple[int, int]) -> int:
         return (block[0] + 2 * halo[0]) * (block[1] + 2 * halo[1]) * per_pixel
