@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--workers", type=int, metavar="N", help="worker threads or processes")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish an interrupted run: keep the blocks it wrote, compute the rest",
+    )
     run.add_argument("--dry-run", action="store_true", help="print the plan, compute nothing")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--json", action="store_true", help="print the run report as JSON")
@@ -136,7 +141,12 @@ def _report_error(exc: Exception, *, debug: bool) -> int:
 def _overrides(args: argparse.Namespace) -> Any:
     from pipeline.workflow import Overrides
 
-    return Overrides(scheduler=args.scheduler, workers=args.workers, overwrite=args.overwrite)
+    return Overrides(
+        scheduler=args.scheduler,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        resume=args.resume,
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -162,7 +172,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     workflow.generate_inputs(loaded, announce=not args.quiet)
     plan = workflow.build(loaded, overrides=_overrides(args))
-    report = plan.execute(progress=not args.quiet)
+    report = plan.execute(progress=not args.quiet, resume=args.resume)
     print(report.to_json() if args.json else report.summary())
     return EXIT_OK
 
@@ -197,12 +207,20 @@ def _info(args: argparse.Namespace) -> int:
         print(f"{key:<14}{value}")
     print(f"{'size':<14}{format_bytes(size)} on disk ({format_bytes(raw)} uncompressed)")
     if produced:
-        _print_provenance(produced)
+        _print_provenance(produced, args.path)
     return EXIT_OK
 
 
-def _print_provenance(produced: dict[str, Any]) -> None:
-    state = "complete" if produced.get("complete") else "INCOMPLETE (the run did not finish)"
+def _print_provenance(produced: dict[str, Any], path: str) -> None:
+    from pathlib import Path
+
+    from pipeline.io import done_blocks
+
+    if produced.get("complete"):
+        state = "complete"
+    else:
+        done, total = len(done_blocks(Path(path))), produced.get("blocks", "?")
+        state = f"INCOMPLETE: {done} of {total} blocks written (finish it with --resume)"
     print(f"{'written by':<14}pipeline {produced.get('version')} on {produced.get('created')}")
     print(f"{'state':<14}{state}")
     report = produced.get("report")

@@ -23,10 +23,12 @@ __all__ = [
     "KernelCompileError",
     "MemoryBudgetError",
     "OutputExistsError",
+    "OutputWriteError",
     "PerformanceWarning",
     "PipelineError",
     "PipelineWarning",
     "Problem",
+    "ResumeError",
     "SchedulerError",
     "SourceNotFoundError",
     "UnsupportedSourceError",
@@ -119,6 +121,14 @@ class MemoryBudgetError(PipelineError, ValueError):
 
 class OutputExistsError(PipelineError, FileExistsError):
     """The output path exists and overwriting was not asked for."""
+
+
+class OutputWriteError(PipelineError, OSError):
+    """Writing the output failed in a way retrying cannot fix (a full disk, no permission)."""
+
+
+class ResumeError(PipelineError, ValueError):
+    """An output cannot be resumed: not a pipeline output, or the run changed (says what)."""
 
 
 class SchedulerError(PipelineError, ValueError):

@@ -8,6 +8,7 @@ run will do. `Plan.execute` runs it; `save` is both in one call.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import sys
 import time
@@ -22,7 +23,10 @@ from pipeline.errors import (
     ArgumentError,
     MemoryBudgetError,
     OutputExistsError,
+    OutputWriteError,
     PerformanceWarning,
+    PipelineError,
+    ResumeError,
 )
 from pipeline.grid import (
     BlockChoice,
@@ -34,7 +38,18 @@ from pipeline.grid import (
     normalize_chunks,
 )
 from pipeline.image import open_image
-from pipeline.io import ZarrTarget, create_target, directory_size, update_group_attributes
+from pipeline.io import (
+    ZarrTarget,
+    create_target,
+    damaged_chunks,
+    directory_size,
+    done_blocks,
+    forget_block,
+    open_target,
+    read_group_attributes,
+    sweep_partials,
+    update_group_attributes,
+)
 from pipeline.machine import available_memory, default_workers
 from pipeline.ops import Node, Program, StepNode, as_dask, block_task, program_of
 from pipeline.progress import progress_bar
@@ -84,6 +99,9 @@ class Plan:
     """What a worker process may use, bytes."""
     budget_source: str = ""
     """Where the budget comes from."""
+    retries: int = 2
+    """Attempts more a block gets after a transient I/O error (not after an error of the
+    function, which is reported at once)."""
 
     @property
     def program(self) -> Program | None:
@@ -157,20 +175,48 @@ class Plan:
         body = "\n".join(f"  {label:<{width}}  {value}" for label, value in rows)
         return f"Plan(\n{body}\n)"
 
-    def execute(self, *, progress: bool = True) -> RunReport:
-        """Run the plan: create the output, compute and write every block, mark it complete."""
+    def fingerprint(self) -> dict[str, Any]:
+        """What makes an output the output of this run: the identity of the inputs (path,
+        size, modification time), every step (function source, settings, halo, boundary,
+        dtype), the output layout and the package version. A resume must match it."""
         from pipeline import __version__
 
+        root = self.program.root if self.program else None
+        return {
+            "inputs": sorted(s.token for s in root.sources()) if root else [self.image.name],
+            "steps": [_describe_step(step) for step in _steps(root)] if root else [],
+            "layout": {
+                "shape": list(self.image.shape),
+                "dtype": str(self.image.dtype),
+                "blocks": list(self.grid.chunk_shape),
+                "chunks": list(self.store_chunks),
+                "codec": "zstd level 1",
+            },
+            "version": __version__,
+        }
+
+    def execute(self, *, progress: bool = True, resume: bool = False) -> RunReport:
+        """Run the plan: create the output, compute and write every block, mark it complete.
+
+        With ``resume``, an existing incomplete output of the same run (same fingerprint) is
+        finished instead: blocks recorded as written, and whose chunks still match their
+        checksums, are skipped; damaged or unrecorded ones are computed again.
+        """
         array = self.image
         run_id = uuid.uuid4().hex
+        fingerprint = self.fingerprint()
         info: dict[str, Any] = {
-            "version": __version__,
+            "version": fingerprint["version"],
             "complete": False,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "run_id": run_id,
             "inputs": sorted(str(p) for p in self.inputs),
+            "blocks": self.grid.num_blocks,
+            "fingerprint": fingerprint,
             **self.metadata,
         }
+        skip: set[tuple[int, int]] = set()
+        resumed = resume and self.target.exists()
         # The executor starts first: a cluster that cannot start leaves no empty output behind.
         with executor(
             self.scheduler,
@@ -178,20 +224,25 @@ class Plan:
             threads_per_worker=self.threads_per_worker,
             memory_limit=self.memory_limit,
         ) as ex:
-            out = create_target(
-                self.target,
-                tuple(int(n) for n in array.shape),
-                array.dtype,
-                self.store_chunks,
-                overwrite=self.overwrite,
-                attributes={"pipeline": info},
-                run_id=run_id,
-            )
-            tasks = _write_tasks(array, self.grid, out)
+            if resumed:
+                out, skip, info = _resume(self.target, fingerprint, run_id, info)
+            else:
+                out = create_target(
+                    self.target,
+                    tuple(int(n) for n in array.shape),
+                    array.dtype,
+                    self.store_chunks,
+                    overwrite=self.overwrite,
+                    attributes={"pipeline": info},
+                    run_id=run_id,
+                )
+            tasks = _write_tasks(array, self.grid, out, skip=skip, retries=self.retries)
             if ex.dashboard and progress:
                 print(f"Dask dashboard: {ex.dashboard}", file=sys.stderr)
             stats: list[BlockStats] = []
-            with progress_bar(len(tasks), self.target.name, enabled=progress) as advance:
+            with progress_bar(
+                self.grid.num_blocks, self.target.name, enabled=progress, completed=len(skip)
+            ) as advance:
 
                 def on_done(result: BlockStats) -> None:
                     stats.append(result)
@@ -202,6 +253,11 @@ class Plan:
                 elapsed = time.perf_counter() - start
             scheduler_name, n_workers = ex.name, ex.workers
         stored = ChunkGrid.regular(array.shape, self.store_chunks)
+        extra: dict[str, Any] = {}
+        if self.compile_seconds:
+            extra["compile_seconds"] = self.compile_seconds
+        if resumed:
+            extra["blocks_skipped"] = len(skip)
         report = RunReport(
             target=str(self.target),
             shape=tuple(int(n) for n in array.shape),
@@ -217,11 +273,102 @@ class Plan:
             bytes_stored=directory_size(self.target),
             scheduler=scheduler_name,
             workers=n_workers,
-            extra={"compile_seconds": self.compile_seconds} if self.compile_seconds else {},
+            extra=extra,
         )
+        written = len(done_blocks(self.target))
+        if written != self.grid.num_blocks:  # cannot happen unless a record was lost
+            msg = (
+                f"{self.target}: {written} of {self.grid.num_blocks} blocks are recorded as "
+                "written after the run; run again with --resume to finish it"
+            )
+            raise OutputWriteError(msg)
         info.update(complete=True, report=report.to_dict())
         update_group_attributes(self.target, {"pipeline": info})
         return report
+
+
+def _resume(
+    target: Path, fingerprint: dict[str, Any], run_id: str, info: dict[str, Any]
+) -> tuple[ZarrTarget, set[tuple[int, int]], dict[str, Any]]:
+    """Check that ``target`` is this run's output, sweep interrupted writes, and find the
+    blocks that are written and intact."""
+    try:
+        previous = read_group_attributes(target).get("pipeline")
+    except Exception as exc:
+        msg = f"cannot resume {target}: it is not a readable pipeline output ({exc})"
+        raise ResumeError(msg) from exc
+    if not isinstance(previous, dict) or "fingerprint" not in previous:
+        msg = f"cannot resume {target}: it was not written by a pipeline run that can resume"
+        raise ResumeError(msg)
+    changes = _differences(previous["fingerprint"], fingerprint)
+    if changes:
+        msg = (
+            f"cannot resume {target}: the run changed since it was started ({'; '.join(changes)}"
+            "); run without --resume and with --overwrite to start again"
+        )
+        raise ResumeError(msg)
+    sweep_partials(target)
+    skip = set()
+    for index, sums in done_blocks(target).items():
+        if damaged_chunks(target, sums):
+            forget_block(target, index)  # damaged since it was written: compute it again
+        else:
+            skip.add(index)
+    kept = {**previous, "run_id": run_id, "resumed": info["created"], "complete": False}
+    update_group_attributes(target, {"pipeline": kept})
+    return open_target(target, run_id), skip, kept
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What changed between two fingerprints, in words."""
+    changes = []
+    if old.get("inputs") != new["inputs"]:
+        changes.append("an input file changed (path, size or modification time)")
+    old_steps, new_steps = old.get("steps", []), new["steps"]
+    if len(old_steps) != len(new_steps):
+        changes.append(f"the steps changed ({len(old_steps)} before, {len(new_steps)} now)")
+    else:
+        for k, (a, b) in enumerate(zip(old_steps, new_steps, strict=True)):
+            fields = [f for f in b if a.get(f) != b[f]]
+            if fields:
+                what = ", ".join(
+                    f"{f} {a.get(f)!r} -> {b[f]!r}" if f != "source" else "its code" for f in fields
+                )
+                changes.append(f"step {k} ({b['function']}) changed: {what}")
+    for key, value in new["layout"].items():
+        if old.get("layout", {}).get(key) != value:
+            changes.append(f"the output {key} changed ({old['layout'].get(key)} -> {value})")
+    if old.get("version") != new["version"]:
+        changes.append(f"pipeline changed from {old.get('version')} to {new['version']}")
+    return changes
+
+
+def _describe_step(step: StepNode) -> dict[str, Any]:
+    func = step.func
+    target = getattr(func, "kernel", None)
+    code = getattr(target, "func", None) or getattr(func, "func", None) or func
+    settings = getattr(func, "params", None) if target is not None else step.params
+    return {
+        "function": step.label,
+        "source": _source_digest(code),
+        "params": repr(settings),
+        "depth": list(step.depth),
+        "boundary": str(step.boundary),
+        "dtype": str(step.dtype),
+    }
+
+
+def _source_digest(func: Any) -> str:
+    import hashlib
+    import inspect
+
+    try:
+        text = inspect.getsource(inspect.unwrap(func))
+    except (OSError, TypeError):
+        from pipeline.ops import tokenize
+
+        text = tokenize(func)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def plan(
@@ -235,6 +382,8 @@ def plan(
     threads_per_worker: int = 1,
     memory_limit: str | None = None,
     metadata: dict[str, Any] | None = None,
+    resume: bool = False,
+    retries: int = 2,
 ) -> Plan:
     """Check a run of ``image`` into ``target`` without computing anything.
 
@@ -302,12 +451,7 @@ def plan(
             scheduler = "processes"
     if program is not None:
         _check_not_inside_inputs(target_path, program.root)
-    if target_path.exists() and not overwrite:
-        msg = (
-            f"output {target_path} already exists; pass overwrite=True (CLI: --overwrite) to "
-            "replace it, or choose another path"
-        )
-        raise OutputExistsError(msg)
+    _check_output(target_path, overwrite=overwrite, resume=resume)
     return Plan(
         image=array,
         target=target_path,
@@ -324,6 +468,7 @@ def plan(
         memory_per_worker=per_worker,
         memory_budget=budget,
         budget_source=budget_source,
+        retries=retries,
     )
 
 
@@ -425,6 +570,7 @@ def save(
     scheduler: Any = None,
     workers: int | None = None,
     progress: bool = True,
+    resume: bool = False,
 ) -> RunReport:
     """Compute ``image`` block by block and stream it into a Zarr store at ``target``.
 
@@ -449,6 +595,9 @@ def save(
         Threads or processes; default: the cores available.
     progress
         Show a progress bar on stderr.
+    resume
+        Finish an interrupted run of the same computation into ``target``: blocks already
+        written (and intact) are kept, the rest are computed.
 
     Returns
     -------
@@ -456,9 +605,15 @@ def save(
         Time, throughput, tasks, bytes read and written.
     """
     checked = plan(
-        image, target, chunks=chunks, overwrite=overwrite, scheduler=scheduler, workers=workers
+        image,
+        target,
+        chunks=chunks,
+        overwrite=overwrite,
+        scheduler=scheduler,
+        workers=workers,
+        resume=resume,
     )
-    return checked.execute(progress=progress)
+    return checked.execute(progress=progress, resume=resume)
 
 
 def _store_chunks(grid: ChunkGrid, chunks: ChunksLike, shape: tuple[int, ...]) -> tuple[int, int]:
@@ -524,17 +679,60 @@ def _check_not_inside_inputs(target: Path, root: Node) -> None:
             raise ArgumentError(msg)
 
 
-def _write_program_block(
+TRANSIENT = {
+    errno.EIO,
+    errno.EAGAIN,
+    errno.EINTR,
+    errno.EBUSY,
+    errno.ETIMEDOUT,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.ESTALE,
+}
+"""I/O errors worth another attempt: the storage may answer next time."""
+
+
+def _attempts(work: Any, retries: int, target: ZarrTarget, window: Window) -> Any:
+    """Run ``work`` again after a transient I/O error (with a short backoff), up to
+    ``retries`` times; translate a full disk into its own error."""
+    for attempt in range(retries + 1):
+        try:
+            return work()
+        except OSError as exc:
+            if isinstance(exc, PipelineError) and not exc.errno:
+                raise
+            if exc.errno == errno.ENOSPC:
+                msg = (
+                    f"no space left on the device while writing block {window} of "
+                    f"{target.path}: free some space or choose another output; the blocks "
+                    "already written are kept, run again with --resume to finish"
+                )
+                raise OutputWriteError(msg) from exc
+            if exc.errno not in TRANSIENT or attempt == retries:
+                raise
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError  # unreachable: the last attempt returns or raises
+
+
+def _write_program_block(  # noqa: PLR0917 - a task function: dask passes arguments by position
     root: Node,
     window: Window,
     target: ZarrTarget,
+    index: tuple[int, int],
+    retries: int,
     keys: tuple[ChunkKey, ...],
     *blocks: Any,
 ) -> BlockStats:
-    """The task that computes one block of a `pipeline` program and writes it."""
+    """The task that computes one block of a `pipeline` program, writes it and records it."""
     start = time.perf_counter()
-    array = root.read(window, dict(zip(keys, blocks, strict=True)))
-    written = target.write(window, array)
+
+    def work() -> int:
+        array = root.read(window, dict(zip(keys, blocks, strict=True)))
+        written = target.write(window, array)
+        target.mark_done(index, window)
+        return written
+
+    written = _attempts(work, retries, target, window)
     return BlockStats(
         chunks=_chunks_in(window, target.chunks),
         bytes_read=root.bytes_read(window),
@@ -543,13 +741,21 @@ def _write_program_block(
     )
 
 
-def _write_array_block(target: ZarrTarget, window: Window, block: Any) -> BlockStats:
+def _write_array_block(
+    target: ZarrTarget, window: Window, index: tuple[int, int], retries: int, block: Any
+) -> BlockStats:
     """The task that writes one block of a dask array `pipeline` did not make."""
     import numpy as np
 
     start = time.perf_counter()
     array = np.asarray(block)
-    written = target.write(window, array)
+
+    def work() -> int:
+        written = target.write(window, array)
+        target.mark_done(index, window)
+        return written
+
+    written = _attempts(work, retries, target, window)
     return BlockStats(
         chunks=_chunks_in(window, target.chunks),
         bytes_read=int(array.nbytes),
@@ -562,8 +768,16 @@ def _chunks_in(window: Window, chunks: tuple[int, int]) -> int:
     return -(-window.height // chunks[0]) * -(-window.width // chunks[1])
 
 
-def _write_tasks(array: da.Array, grid: ChunkGrid, target: ZarrTarget) -> list[Any]:
-    """One Delayed per block: compute it (fused with its program when there is one), write it."""
+def _write_tasks(
+    array: da.Array,
+    grid: ChunkGrid,
+    target: ZarrTarget,
+    *,
+    skip: set[tuple[int, int]] | None = None,
+    retries: int = 2,
+) -> list[Any]:
+    """One Delayed per block not in ``skip``: compute it (fused with its program when there
+    is one), write it, record it."""
     from dask._task_spec import Task, TaskRef
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
@@ -573,13 +787,49 @@ def _write_tasks(array: da.Array, grid: ChunkGrid, target: ZarrTarget) -> list[A
     tail = (0,) if array.ndim == 3 else ()
     layer: dict[Any, Any] = {}
     for (i, j), window in grid.blocks():
+        if skip and (i, j) in skip:
+            continue
         key = (name, i, j)
         if program is not None:
-            layer[key] = block_task(key, _write_program_block, program, window, target)
-        else:
-            layer[key] = Task(
-                key, _write_array_block, target, window, TaskRef((array.name, i, j, *tail))
+            layer[key] = block_task(
+                key, _write_program_block, program, window, target, (i, j), retries
             )
+        else:
+            source = TaskRef((array.name, i, j, *tail))
+            layer[key] = Task(key, _write_array_block, target, window, (i, j), retries, source)
     dependencies = list(program.collections) if program is not None else [array]
     graph = HighLevelGraph.from_collections(name, layer, dependencies=dependencies)
     return [Delayed(key, graph, layer=name) for key in layer]
+
+
+def _check_output(target: Path, *, overwrite: bool, resume: bool) -> None:
+    """Refuse an existing output unless asked to overwrite or to resume it."""
+    if resume and overwrite:
+        msg = "resume and overwrite contradict each other: resume keeps the blocks written"
+        raise ArgumentError(msg)
+    if not target.exists() or overwrite or resume:
+        return
+    state = _output_state(target)
+    if state is not None:
+        msg = (
+            f"output {target} exists and is incomplete ({state[0]} of {state[1]} blocks "
+            "written): pass resume=True (CLI: --resume) to finish it, or overwrite=True "
+            "(CLI: --overwrite) to start again"
+        )
+    else:
+        msg = (
+            f"output {target} already exists; pass overwrite=True (CLI: --overwrite) to "
+            "replace it, or choose another path"
+        )
+    raise OutputExistsError(msg)
+
+
+def _output_state(path: Path) -> tuple[int, int] | None:
+    """``(blocks written, blocks in all)`` of an incomplete pipeline output, else ``None``."""
+    try:
+        produced = read_group_attributes(path).get("pipeline")
+    except Exception:
+        return None
+    if not isinstance(produced, dict) or produced.get("complete", True):
+        return None
+    return len(done_blocks(path)), int(produced.get("blocks", 0))

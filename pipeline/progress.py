@@ -12,8 +12,11 @@ __all__ = ["progress_bar"]
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, label: str, enabled: bool = True) -> Iterator[Callable[[], None]]:
-    """Yield a function to call once per finished block; draws a live bar on stderr."""
+def progress_bar(
+    total: int, label: str, enabled: bool = True, completed: int = 0
+) -> Iterator[Callable[[], None]]:
+    """Yield a function to call once per finished block; draws a live bar on stderr, starting
+    at ``completed`` (blocks a resumed run finds written)."""
     if not enabled:
         yield lambda: None
         return
@@ -38,7 +41,7 @@ def progress_bar(total: int, label: str, enabled: bool = True) -> Iterator[Calla
         TimeRemainingColumn(),
     ]
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(label, total=total, rate="")
+        task = bar.add_task(label, total=total, completed=completed, rate="")
 
         def advance() -> None:
             bar.advance(task)

@@ -224,7 +224,7 @@ def _remote_cluster(address: str) -> Iterator[Executor]:
     from distributed import Client
 
     try:
-        client = Client(address, timeout="10s", set_as_default=False)
+        client = Client(address, timeout="5s", set_as_default=False)
     except (OSError, TimeoutError) as exc:
         msg = (
             f"cannot reach the Dask scheduler at {address} ({exc}); check that it runs and "

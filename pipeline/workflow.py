@@ -51,6 +51,8 @@ class Overrides:
     """``--workers``."""
     overwrite: bool = False
     """``--overwrite``."""
+    resume: bool = False
+    """``--resume``."""
 
 
 def _path(loaded: LoadedConfig, value: str) -> Path:
@@ -201,6 +203,8 @@ def _build(loaded: LoadedConfig, overrides: Overrides, problems: list[Problem]) 
             threads_per_worker=config.compute.threads_per_worker,
             memory_limit=config.compute.memory_limit,
             metadata={"config": loaded.data, "config_file": str(loaded.path.resolve())},
+            resume=overrides.resume,
+            retries=config.compute.retries,
         )
     except SchedulerError as exc:
         problems.append(loaded.problem(("compute", "scheduler"), str(exc)))
@@ -250,4 +254,5 @@ def run(
     """Generate missing demo inputs, build the plan of a config and execute it."""
     loaded = load_config(config, sets)
     generate_inputs(loaded, announce=progress)
-    return build(loaded, overrides=overrides).execute(progress=progress)
+    resume = overrides.resume if overrides else False
+    return build(loaded, overrides=overrides).execute(progress=progress, resume=resume)

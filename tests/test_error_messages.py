@@ -225,8 +225,8 @@ def test_unsafe_dtype_is_refused_with_the_fix() -> None:
     lazy = pipeline.apply(lambda b: b + 0.5, IMAGE, dtype="uint8")
     with pytest.raises(
         BlockShapeError,
-        match=r"returned dtype float32 .* declared output dtype "
-        r"is uint8, which cannot hold it safely; declare dtype='float32'",
+        match=r"returned dtype float32 .* declared output dtype is uint8: a float result cannot "
+        r"go into an integer output \(NaN has no integer value\): declare dtype='float32'",
     ):
         lazy.compute(scheduler="synchronous")
 

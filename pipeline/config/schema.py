@@ -107,7 +107,11 @@ class ComputeSpec(_Strict):
     threads_per_worker: PositiveInt = 1
     """Threads in each worker of a ``distributed`` cluster started for the run."""
     memory_limit: str | None = None
-    """Memory per worker of a ``distributed`` cluster started for the run, e.g. ``4GB``."""
+    """Memory per worker, e.g. ``4GB``: the plan's budget, and the limit of a ``distributed``
+    cluster started for the run."""
+    retries: NonNegativeInt = 2
+    """Attempts more a block gets after a transient I/O error (never after an error raised
+    by the function)."""
 
 
 class RunConfig(_Strict):

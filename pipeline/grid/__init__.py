@@ -13,6 +13,7 @@ from pipeline.grid.boundary import (
     padded_read,
     padded_windows,
     source_indices,
+    unsafe_cast_reason,
 )
 from pipeline.grid.chunks import (
     DEFAULT_CHUNK_BYTES,
@@ -49,4 +50,5 @@ __all__ = [
     "padded_read",
     "padded_windows",
     "source_indices",
+    "unsafe_cast_reason",
 ]

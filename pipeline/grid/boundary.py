@@ -38,6 +38,7 @@ __all__ = [
     "padded_read",
     "padded_windows",
     "source_indices",
+    "unsafe_cast_reason",
 ]
 
 Mode = Literal["reflect", "mirror", "nearest", "periodic", "constant", "nan", "none"]
@@ -350,3 +351,22 @@ def normalize_depth(depth: DepthLike, image_shape: tuple[int, ...]) -> tuple[int
         )
         raise ArgumentError(msg)
     return pair
+
+
+def unsafe_cast_reason(source: DTypeLike, target: DTypeLike) -> str | None:
+    """Why values of ``source`` dtype may not be stored as ``target`` (``None`` if they may).
+
+    Casts within a kind are allowed (float64 to float32, int64 to uint8 wraps as numpy does);
+    floats never go into integers: NaN has no integer value, and a silent cast would store
+    garbage where the function meant "no data".
+    """
+    src, dst = np.dtype(source), np.dtype(target)
+    if np.can_cast(src, dst, casting="same_kind"):
+        return None
+    if src.kind in "fc" and dst.kind in "biu":
+        return (
+            f"a float result cannot go into an integer output (NaN has no integer value): "
+            f"declare dtype={src.name!r}, or convert inside the function, mapping NaN to a "
+            "nodata value (np.where(np.isnan(x), nodata, x).astype(...))"
+        )
+    return f"{dst} cannot hold {src} values safely: declare dtype={src.name!r} or convert"

@@ -17,8 +17,13 @@ from pipeline.io.zarr_ import (
     ZarrSource,
     ZarrTarget,
     create_target,
+    damaged_chunks,
     directory_size,
+    done_blocks,
+    forget_block,
+    open_target,
     read_group_attributes,
+    sweep_partials,
     update_group_attributes,
 )
 
@@ -33,9 +38,14 @@ __all__ = [
     "ZarrTarget",
     "check_image_shape",
     "create_target",
+    "damaged_chunks",
     "directory_size",
+    "done_blocks",
+    "forget_block",
     "open_source",
+    "open_target",
     "read_group_attributes",
+    "sweep_partials",
     "update_group_attributes",
 ]
 

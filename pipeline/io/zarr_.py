@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+import uuid
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -35,12 +37,18 @@ if TYPE_CHECKING:
     from pipeline.grid import Window
 
 __all__ = [
+    "DONE_DIR",
     "ZarrSource",
     "ZarrTarget",
     "create_target",
+    "damaged_chunks",
+    "done_blocks",
+    "forget_block",
     "multiscales",
+    "open_target",
     "output_codec",
     "read_group_attributes",
+    "sweep_partials",
     "update_group_attributes",
 ]
 
@@ -281,7 +289,11 @@ class ZarrTarget:
     store that was deleted and written again."""
 
     def write(self, window: Window, block: NDArray[Any]) -> int:
-        """Write ``block`` at ``window`` (which must cover whole chunks); returns its bytes."""
+        """Write ``block`` at ``window`` (which must cover whole chunks); returns its bytes.
+
+        zarr (3.1.3 and later) writes each chunk to a temporary file and renames it, so a
+        chunk on disk is always whole: old or new, never half written.
+        """
         array = _writable_array(str(self.path), self.array_path, self.run_id)
         ys, xs = window.to_slices()
         if len(self.shape) == 3:
@@ -289,6 +301,101 @@ class ZarrTarget:
         else:
             array[ys, xs] = block
         return int(block.nbytes)
+
+    # ---------------------------------------------------------------- progress
+
+    def chunk_files(self, window: Window) -> list[str]:
+        """Paths, relative to the store, of the stored chunks under ``window``."""
+        cy, cx = self.chunks
+        lead = "0/" if len(self.shape) == 3 else ""
+        return [
+            f"{self.array_path}/c/{lead}{i}/{j}"
+            for i in range(window.y0 // cy, -(-window.y1 // cy))
+            for j in range(window.x0 // cx, -(-window.x1 // cx))
+        ]
+
+    def mark_done(self, index: tuple[int, int], window: Window) -> None:
+        """Record block ``index`` as written, with a checksum of each of its chunk files.
+
+        Called only after the block's write returned, so a recorded block is on disk; a chunk
+        zarr did not store (all fill value) is recorded as absent.
+        """
+        sums = {key: _checksum(self.path / key) for key in self.chunk_files(window)}
+        _atomic_text(self.path / DONE_DIR / f"{index[0]}.{index[1]}", json.dumps(sums))
+
+
+DONE_DIR = ".pipeline/done"
+"""Inside an output store: one small file per finished block (Zarr readers ignore it)."""
+
+
+def _checksum(path: Path) -> int | None:
+    try:
+        return zlib.crc32(path.read_bytes())
+    except FileNotFoundError:
+        return None
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def done_blocks(path: Path) -> dict[tuple[int, int], dict[str, int | None]]:
+    """Blocks recorded as written in the output store at ``path``, with their checksums."""
+    folder = path / DONE_DIR
+    found: dict[tuple[int, int], dict[str, int | None]] = {}
+    if not folder.is_dir():
+        return found
+    for marker in folder.iterdir():
+        if marker.name.endswith(".partial"):
+            continue
+        i, _, j = marker.name.partition(".")
+        try:
+            found[(int(i), int(j))] = json.loads(marker.read_text())
+        except (ValueError, OSError):
+            continue  # an unreadable record: the block is done again
+    return found
+
+
+def damaged_chunks(path: Path, sums: dict[str, int | None]) -> list[str]:
+    """Chunk files of a recorded block whose content no longer matches its record."""
+    return [key for key, crc in sums.items() if _checksum(path / key) != crc]
+
+
+def forget_block(path: Path, index: tuple[int, int]) -> None:
+    """Drop the record of a block, so that it is computed again."""
+    (path / DONE_DIR / f"{index[0]}.{index[1]}").unlink(missing_ok=True)
+
+
+def sweep_partials(path: Path) -> int:
+    """Delete the temporary files an interrupted write left in the store; return how many."""
+    swept = 0
+    for leftover in path.rglob("*.partial"):
+        if len(leftover.suffixes) >= 2 and len(leftover.suffixes[-2]) == 33:
+            leftover.unlink(missing_ok=True)
+            swept += 1
+    return swept
+
+
+def open_target(path: Path, run_id: str) -> ZarrTarget:
+    """The target of an existing output store (to resume writing it)."""
+    import zarr
+
+    array = zarr.open_array(store=str(path), path="0", mode="r")
+    stored = tuple(int(n) for n in array.shape)
+    channels = len(stored) == 3
+    shape = (stored[1], stored[2], stored[0]) if channels else stored
+    chunks = tuple(int(n) for n in array.chunks)[-2:]
+    return ZarrTarget(
+        path=path,
+        array_path="0",
+        shape=shape,
+        dtype=np.dtype(array.dtype),
+        chunks=(chunks[0], chunks[1]),
+        run_id=run_id,
+    )
 
 
 def _is_zarr_store(path: Path) -> bool:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from pipeline.errors import ArgumentError, KernelCompileError
-from pipeline.grid import Boundary, ChunkGrid, normalize_depth
+from pipeline.grid import Boundary, ChunkGrid, normalize_depth, unsafe_cast_reason
 from pipeline.ops.graph import as_dask, as_node, program_of, to_dask, tokenize
 from pipeline.ops.kernels import Kernel, KernelBlock, warn_uncompiled
 from pipeline.ops.program import (
@@ -210,11 +210,11 @@ def _bind_kernel(
         _announce_uncompiled(block, arrays, bound, depth, str(exc).split(": ", 1)[-1])
         return block, out, chans, 0.0
     out_dtype = inferred if dtype is None else np.dtype(dtype)
-    if not np.can_cast(inferred, out_dtype, casting="same_kind"):
+    reason = unsafe_cast_reason(inferred, out_dtype)
+    if reason:
         msg = (
             f"kernel {kernel.pipeline_label} returns {inferred} but dtype={out_dtype} was "
-            f"declared, which cannot hold it safely; declare dtype={inferred.name!r} or "
-            "convert inside the kernel"
+            f"declared: {reason}"
         )
         raise ArgumentError(msg)
     if channels not in ("input", inferred_channels):

@@ -29,6 +29,7 @@ from pipeline.grid import (
     WindowSource,
     padded_read,
     padded_windows,
+    unsafe_cast_reason,
 )
 
 if TYPE_CHECKING:
@@ -339,12 +340,11 @@ class StepNode(Node):
             )
             raise BlockShapeError(msg)
         if core.dtype != self.dtype:
-            if not np.can_cast(core.dtype, self.dtype, casting="same_kind"):
+            reason = unsafe_cast_reason(core.dtype, self.dtype)
+            if reason:
                 msg = (
                     f"{self.label} returned dtype {core.dtype} for the block at pixels "
-                    f"{window}, but the declared output dtype is {self.dtype}, which cannot "
-                    f"hold it safely; declare dtype={core.dtype.name!r} or cast inside the "
-                    "function"
+                    f"{window}, but the declared output dtype is {self.dtype}: {reason}"
                 )
                 raise BlockShapeError(msg)
             core = core.astype(self.dtype)

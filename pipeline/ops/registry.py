@@ -165,12 +165,16 @@ def _load_file(path: Path, base_dir: Path | None) -> Any:
         raise FunctionLoadError(msg)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    # No __pycache__ beside a config's file: a run writes nothing outside its output.
+    previous, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
         msg = f"importing {full} failed: {type(exc).__name__}: {exc}"
         raise FunctionLoadError(msg) from exc
+    finally:
+        sys.dont_write_bytecode = previous
     # Workers cannot import a file by path: send its functions by value instead.
     cloudpickle.register_pickle_by_value(module)
     return module
