@@ -275,6 +275,7 @@ class Plan:
             workers=n_workers,
             extra=extra,
         )
+        sweep_partials(self.target)  # writes a killed worker left behind, redone since
         written = len(done_blocks(self.target))
         if written != self.grid.num_blocks:  # cannot happen unless a record was lost
             msg = (
@@ -332,7 +333,7 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             fields = [f for f in b if a.get(f) != b[f]]
             if fields:
                 what = ", ".join(
-                    f"{f} {a.get(f)!r} -> {b[f]!r}" if f != "source" else "its code" for f in fields
+                    f"{f} {a.get(f)} -> {b[f]}" if f != "source" else "its code" for f in fields
                 )
                 changes.append(f"step {k} ({b['function']}) changed: {what}")
     for key, value in new["layout"].items():

@@ -8,6 +8,7 @@ stopping at the first. The CLI is a thin layer over `run`, `validate` and `build
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import sys
@@ -144,6 +145,9 @@ def _apply_step(
             func = neighbourhood(
                 plain, radius=radius, coords=step.coords, uncompiled=step.uncompiled
             )
+        label = getattr(spec.func, "pipeline_label", None)
+        if label:  # name it as the config does (file.py:function)
+            func = dataclasses.replace(func, name=label)
     return apply(
         func,
         *arrays,

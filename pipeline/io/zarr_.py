@@ -22,6 +22,7 @@ import numpy as np
 from pipeline.errors import (
     CorruptSourceError,
     OutputExistsError,
+    OutputWriteError,
     SourceNotFoundError,
     UnsupportedSourceError,
 )
@@ -456,7 +457,14 @@ def create_target(
             }
         ],
     }
-    group = zarr.open_group(store=str(path), mode="w-", zarr_format=3)
+    try:
+        group = zarr.open_group(store=str(path), mode="w-", zarr_format=3)
+    except OSError as exc:
+        msg = (
+            f"cannot create the output {path}: {exc.strerror or exc}; choose a location you "
+            "can write to"
+        )
+        raise OutputWriteError(msg) from exc
     group.attrs.update(cast("dict[str, Any]", {"ome": ome, **attributes}))
     fill = np.nan if np.dtype(dtype).kind in "fc" else 0
     group.create_array(
