@@ -258,3 +258,25 @@ def test_killing_a_distributed_worker_does_not_fail_the_run(project: Path) -> No
     assert killed == [True]
     assert report.tasks == 36
     assert chunk_bytes(project / "out.zarr") == chunk_bytes(project / "clean.zarr")
+
+
+def test_progress_of_a_resumed_run_starts_from_the_blocks_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import planning
+
+    lazy = pipeline.apply(np.negative, np.ones((40, 40)).astype("f4"))
+    pipeline.save(lazy.rechunk(10), tmp_path / "o.zarr", progress=False)
+    for marker in list((tmp_path / "o.zarr" / DONE_DIR).iterdir())[:5]:
+        marker.unlink()  # as if the run had been killed before recording these
+    seen: list[tuple[int, int]] = []
+    original = planning.progress_bar
+
+    def spy(total: int, label: str, enabled: bool = True, completed: int = 0) -> Any:
+        seen.append((total, completed))
+        return original(total, label, enabled=False, completed=completed)
+
+    monkeypatch.setattr(planning, "progress_bar", spy)
+    report = pipeline.save(lazy.rechunk(10), tmp_path / "o.zarr", resume=True)
+    assert seen == [(16, 11)]
+    assert report.tasks == 5
