@@ -22,11 +22,13 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 if TYPE_CHECKING:
     from pipeline.errors import PipelineError
+    from pipeline.export import export_tiff
     from pipeline.grid import BlockInfo, Window
     from pipeline.image import open_image
-    from pipeline.ops import apply
+    from pipeline.ops import apply, compute_window
     from pipeline.ops.kernels import Kernel, neighbourhood, pointwise
     from pipeline.planning import Plan, plan, save
+    from pipeline.quicklook import preview
     from pipeline.report import RunReport
 
 __all__ = [
@@ -38,10 +40,13 @@ __all__ = [
     "Window",
     "__version__",
     "apply",
+    "compute_window",
+    "export_tiff",
     "neighbourhood",
     "open_image",
     "plan",
     "pointwise",
+    "preview",
     "save",
 ]
 
@@ -54,6 +59,9 @@ _LAZY = {
     "RunReport": "pipeline.report",
     "Window": "pipeline.grid",
     "apply": "pipeline.ops",
+    "compute_window": "pipeline.ops",
+    "export_tiff": "pipeline.export",
+    "preview": "pipeline.quicklook",
     "open_image": "pipeline.image",
     "Plan": "pipeline.planning",
     "plan": "pipeline.planning",

@@ -32,6 +32,8 @@ examples:
   pipeline run configs/demo.yaml --scheduler distributed --workers 2 --overwrite
   pipeline validate configs/chain.yaml
   pipeline info out/demo/hillshade.zarr
+  pipeline preview out/demo/hillshade.zarr --out hillshade.png
+  pipeline export out/demo/hillshade.zarr --out hillshade.ome.tif
 
 A config names Python functions to import and run: treat a config as code, and run only
 configs you trust.
@@ -91,6 +93,30 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("config", help="YAML config file")
     common(validate)
     validate.set_defaults(handler=_validate)
+
+    preview = commands.add_parser(
+        "preview",
+        help="render a PNG of an image",
+        description="Render a PNG of an image (or a window of it) from its best pyramid level.",
+    )
+    preview.add_argument("path", help="image file or Zarr store")
+    preview.add_argument("--out", required=True, help="PNG file to write")
+    preview.add_argument("--level", type=int, help="pyramid level (default: the best fit)")
+    preview.add_argument("--window", metavar="Y0:Y1,X0:X1", help="full-resolution pixels")
+    preview.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    preview.set_defaults(handler=_preview)
+
+    export = commands.add_parser(
+        "export",
+        help="export an output to a pyramidal OME-TIFF",
+        description="Write an image and all its pyramid levels to a tiled OME-TIFF, tile by tile.",
+    )
+    export.add_argument("path", help="Zarr output (or any image)")
+    export.add_argument("--out", required=True, help="OME-TIFF file to write")
+    export.add_argument("--tile", type=int, default=512, help="tile side (multiple of 16)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    export.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    export.set_defaults(handler=_export)
 
     info = commands.add_parser(
         "info",
@@ -187,6 +213,27 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"{len(problems)} problem(s) in {args.config}", file=sys.stderr)
         return EXIT_USER_ERROR
     print(f"{args.config}: OK")
+    return EXIT_OK
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from pipeline.quicklook import parse_window, preview
+
+    window = parse_window(args.window) if args.window else None
+    done = preview(args.path, args.out, level=args.level, window=window)
+    low, high = done.value_range
+    print(
+        f"wrote {done.path} ({done.shape[1]}x{done.shape[0]} px from level {done.level}, "
+        f"values {low:g} to {high:g} from black to white)"
+    )
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pipeline.export import export_tiff
+
+    target = export_tiff(args.path, args.out, tile=(args.tile, args.tile), overwrite=args.overwrite)
+    print(f"wrote {target}")
     return EXIT_OK
 
 

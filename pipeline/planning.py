@@ -39,7 +39,9 @@ from pipeline.grid import (
 )
 from pipeline.image import open_image
 from pipeline.io import (
+    NGFF_VERSIONS,
     ZarrTarget,
+    add_level,
     create_target,
     damaged_chunks,
     directory_size,
@@ -51,7 +53,17 @@ from pipeline.io import (
     update_group_attributes,
 )
 from pipeline.machine import available_memory, default_workers
-from pipeline.ops import Node, Program, StepNode, as_dask, block_task, program_of
+from pipeline.ops import (
+    Node,
+    Program,
+    StepNode,
+    as_dask,
+    block_task,
+    program_of,
+    to_dask,
+    tokenize,
+)
+from pipeline.ops.pyramid import DOWNSAMPLE_METHODS, DownsampleNode, default_method
 from pipeline.progress import progress_bar
 from pipeline.report import BlockStats, RunReport, format_bytes
 from pipeline.scheduler import check_scheduler, executor
@@ -102,6 +114,13 @@ class Plan:
     retries: int = 2
     """Attempts more a block gets after a transient I/O error (not after an error of the
     function, which is reported at once)."""
+    pyramid: int = 0
+    """Pyramid levels to add, each half the size of the one below, built from the stored
+    full-resolution level."""
+    downsample: str | None = None
+    """How a level is made from the one below: ``mean`` or ``nearest`` (default: by dtype)."""
+    ngff: str = "0.5"
+    """OME-Zarr version of the output: ``0.5`` (Zarr v3) or ``0.4`` (Zarr v2)."""
 
     @property
     def program(self) -> Program | None:
@@ -163,17 +182,74 @@ class Plan:
             ("halo", f"{hy}x{hx} pixels around each block"),
             ("re-read", f"{self.reread_overhead:.1%} of the input read again as halos"),
             ("stored chunks", f"{self.store_chunks[0]}x{self.store_chunks[1]}, zstd level 1"),
+            ("format", _format_row(self)),
             ("reads", format_bytes(self.bytes_read) + " of input pixels, halos included"),
             ("writes", format_bytes(self.image.nbytes) + " before compression"),
             ("memory", _memory_row(self)),
             ("scheduler", _scheduler_label(self.scheduler, self.workers)),
         ]
 
+    def _repr_html_(self) -> str:
+        """The summary as a table, for Jupyter."""
+        from html import escape
+
+        body = "".join(
+            f"<tr><th style='text-align:left'>{escape(label)}</th>"
+            f"<td style='text-align:left'>{escape(value)}</td></tr>"
+            for label, value in self.describe()
+        )
+        return f"<table><caption><b>pipeline Plan</b></caption>{body}</table>"
+
     def __repr__(self) -> str:
         rows = self.describe()
         width = max(len(label) for label, _ in rows)
         body = "\n".join(f"  {label:<{width}}  {value}" for label, value in rows)
         return f"Plan(\n{body}\n)"
+
+    def _downsampling(self) -> dict[str, Any]:
+        """The multiscales ``type`` and ``metadata`` of the output (NGFF)."""
+        from pipeline import __version__
+
+        method = self.downsample or default_method(self.image.dtype)
+        what = "mean of the non-NaN pixels" if method == "mean" else "top-left pixel"
+        return {
+            "type": method,
+            "metadata": {
+                "description": f"each level halves the one below: the {what} of each 2x2 block",
+                "method": "pipeline.ops.pyramid.downsample",
+                "version": __version__,
+            },
+        }
+
+    def _level_grids(self) -> list[ChunkGrid]:
+        """The block grid of every level: level 0's, then each level's stored chunks."""
+        grids = [self.grid]
+        height, width = (int(n) for n in self.image.shape[:2])
+        for _ in range(self.pyramid):
+            height, width = -(-height // 2), -(-width // 2)
+            chunks = (min(self.store_chunks[0], height), min(self.store_chunks[1], width))
+            grids.append(ChunkGrid.regular((height, width), chunks))
+        return grids
+
+    def _build_level(
+        self, ex: Any, base: ZarrTarget, level: int, *, resume: bool, progress: bool
+    ) -> None:
+        """Write pyramid level ``level`` from level ``level - 1`` as stored, one task per
+        chunk, with the same records (and resume) as level 0."""
+        grid = self._level_grids()[level]
+        target = add_level(base, level, grid.chunk_shape)
+        below = open_image(self.target, level=level - 1)
+        source = program_of(below)
+        assert source is not None
+        method = self.downsample or default_method(self.image.dtype)
+        node = DownsampleNode(source.root, method)  # type: ignore[arg-type]
+        name = f"level{level}-{tokenize(node.token, grid)}"
+        array = to_dask(node, grid, name)
+        skip = set(done_blocks(self.target, str(level))) if resume else set()
+        tasks = _write_tasks(array, grid, target, skip=skip, retries=self.retries)
+        label = f"{self.target.name} level {level}"
+        with progress_bar(grid.num_blocks, label, enabled=progress, completed=len(skip)) as advance:
+            ex.run(tasks, lambda _: advance())
 
     def fingerprint(self) -> dict[str, Any]:
         """What makes an output the output of this run: the identity of the inputs (path,
@@ -191,6 +267,9 @@ class Plan:
                 "blocks": list(self.grid.chunk_shape),
                 "chunks": list(self.store_chunks),
                 "codec": "zstd level 1",
+                "pyramid": self.pyramid,
+                "downsample": self.downsample or default_method(self.image.dtype),
+                "ngff": self.ngff,
             },
             "version": __version__,
         }
@@ -235,6 +314,8 @@ class Plan:
                     overwrite=self.overwrite,
                     attributes={"pipeline": info},
                     run_id=run_id,
+                    ngff=self.ngff,
+                    downsampling=self._downsampling(),
                 )
             tasks = _write_tasks(array, self.grid, out, skip=skip, retries=self.retries)
             if ex.dashboard and progress:
@@ -251,6 +332,9 @@ class Plan:
                 start = time.perf_counter()
                 ex.run(tasks, on_done)
                 elapsed = time.perf_counter() - start
+            for level in range(1, self.pyramid + 1):
+                self._build_level(ex, out, level, resume=resumed, progress=progress)
+            elapsed = time.perf_counter() - start
             scheduler_name, n_workers = ex.name, ex.workers
         stored = ChunkGrid.regular(array.shape, self.store_chunks)
         extra: dict[str, Any] = {}
@@ -276,13 +360,14 @@ class Plan:
             extra=extra,
         )
         sweep_partials(self.target)  # writes a killed worker left behind, redone since
-        written = len(done_blocks(self.target))
-        if written != self.grid.num_blocks:  # cannot happen unless a record was lost
-            msg = (
-                f"{self.target}: {written} of {self.grid.num_blocks} blocks are recorded as "
-                "written after the run; run again with --resume to finish it"
-            )
-            raise OutputWriteError(msg)
+        for level, grid in enumerate(self._level_grids()):
+            written = len(done_blocks(self.target, str(level)))
+            if written != grid.num_blocks:  # cannot happen unless a record was lost
+                msg = (
+                    f"{self.target}: {written} of {grid.num_blocks} blocks of level {level} "
+                    "are recorded as written after the run; run again with --resume"
+                )
+                raise OutputWriteError(msg)
         info.update(complete=True, report=report.to_dict())
         update_group_attributes(self.target, {"pipeline": info})
         return report
@@ -385,6 +470,9 @@ def plan(
     metadata: dict[str, Any] | None = None,
     resume: bool = False,
     retries: int = 2,
+    pyramid: int = 0,
+    downsample: str | None = None,
+    ngff: str = "0.5",
 ) -> Plan:
     """Check a run of ``image`` into ``target`` without computing anything.
 
@@ -453,6 +541,7 @@ def plan(
     if program is not None:
         _check_not_inside_inputs(target_path, program.root)
     _check_output(target_path, overwrite=overwrite, resume=resume)
+    _check_pyramid(array.shape, pyramid, downsample, ngff)
     return Plan(
         image=array,
         target=target_path,
@@ -470,6 +559,9 @@ def plan(
         memory_budget=budget,
         budget_source=budget_source,
         retries=retries,
+        pyramid=pyramid,
+        downsample=downsample,
+        ngff=ngff,
     )
 
 
@@ -572,6 +664,9 @@ def save(
     workers: int | None = None,
     progress: bool = True,
     resume: bool = False,
+    pyramid: int = 0,
+    downsample: str | None = None,
+    ngff: str = "0.5",
 ) -> RunReport:
     """Compute ``image`` block by block and stream it into a Zarr store at ``target``.
 
@@ -599,6 +694,15 @@ def save(
     resume
         Finish an interrupted run of the same computation into ``target``: blocks already
         written (and intact) are kept, the rest are computed.
+    pyramid
+        Levels to add to the output, each half the size of the one below, built from the
+        stored full-resolution level (not by computing again).
+    downsample
+        ``"mean"`` (of the non-NaN pixels of each 2x2 block: continuous data) or
+        ``"nearest"`` (its top-left pixel: labels); default: ``mean`` for floating-point
+        outputs, ``nearest`` for integer ones.
+    ngff
+        OME-Zarr version: ``"0.5"`` (Zarr v3, default) or ``"0.4"`` (Zarr v2).
 
     Returns
     -------
@@ -613,6 +717,9 @@ def save(
         scheduler=scheduler,
         workers=workers,
         resume=resume,
+        pyramid=pyramid,
+        downsample=downsample,
+        ngff=ngff,
     )
     return checked.execute(progress=progress, resume=resume)
 
@@ -801,6 +908,33 @@ def _write_tasks(
     dependencies = list(program.collections) if program is not None else [array]
     graph = HighLevelGraph.from_collections(name, layer, dependencies=dependencies)
     return [Delayed(key, graph, layer=name) for key in layer]
+
+
+def _check_pyramid(shape: tuple[int, ...], levels: int, downsample: str | None, ngff: str) -> None:
+    """Refuse a pyramid deeper than the image, an unknown method or OME-Zarr version."""
+    longest = max(int(shape[0]), int(shape[1]))
+    deepest = max(0, (longest - 1).bit_length())
+    if isinstance(levels, bool) or not isinstance(levels, int) or not 0 <= levels <= deepest:
+        msg = (
+            f"pyramid={levels!r}: a {shape[0]}x{shape[1]} image has room for 0 to {deepest} "
+            "levels (each half the size of the one below, down to one pixel)"
+        )
+        raise ArgumentError(msg)
+    if downsample is not None and downsample not in DOWNSAMPLE_METHODS:
+        msg = f"downsample={downsample!r}: use one of {', '.join(DOWNSAMPLE_METHODS)}"
+        raise ArgumentError(msg)
+    if ngff not in NGFF_VERSIONS:
+        msg = f"ngff={ngff!r}: OME-Zarr versions written are {', '.join(NGFF_VERSIONS)}"
+        raise ArgumentError(msg)
+
+
+def _format_row(plan: Plan) -> str:
+    zarr = "Zarr v3" if plan.ngff == "0.5" else "Zarr v2"
+    text = f"OME-Zarr {plan.ngff} ({zarr})"
+    if plan.pyramid:
+        method = plan.downsample or default_method(plan.image.dtype)
+        text += f", pyramid of {plan.pyramid} more levels by {method}"
+    return text
 
 
 def _check_output(target: Path, *, overwrite: bool, resume: bool) -> None:

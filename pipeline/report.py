@@ -110,5 +110,30 @@ class RunReport:
         """:meth:`to_dict` as a JSON string."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
+    def _repr_html_(self) -> str:
+        """The report as a table, for Jupyter."""
+        from html import escape
+
+        rows = [
+            ("output", self.target),
+            ("shape", f"{'x'.join(map(str, self.shape))} {self.dtype}"),
+            ("time", f"{self.elapsed:.2f} s ({self.megapixels_per_second:.1f} Mpx/s)"),
+            ("tasks", f"{self.tasks} on {self.workers} {self.scheduler} workers"),
+            ("read", format_bytes(self.bytes_read)),
+            (
+                "written",
+                f"{format_bytes(self.bytes_written)}, {format_bytes(self.bytes_stored)} stored",
+            ),
+            *(
+                (key, f"{value:.3g}" if isinstance(value, float) else str(value))
+                for key, value in self.extra.items()
+            ),
+        ]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{escape(k)}</th><td>{escape(v)}</td></tr>"
+            for k, v in rows
+        )
+        return f"<table><caption><b>pipeline RunReport</b></caption>{body}</table>"
+
     def __str__(self) -> str:
         return self.summary()

@@ -209,6 +209,9 @@ def _build(loaded: LoadedConfig, overrides: Overrides, problems: list[Problem]) 
             metadata={"config": loaded.data, "config_file": str(loaded.path.resolve())},
             resume=overrides.resume,
             retries=config.compute.retries,
+            pyramid=config.output.pyramid,
+            downsample=config.output.downsample,
+            ngff=config.output.ngff,
         )
     except SchedulerError as exc:
         problems.append(loaded.problem(("compute", "scheduler"), str(exc)))

@@ -45,5 +45,6 @@ def test_peak_memory_stays_far_below_the_image_size(tmp_path: Path) -> None:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["tasks"] == 100
     assert result["written"] == size * size * 4
-    # Imports take ~40 MB and each of 2 workers holds a few 8 MB float64 temporaries.
-    assert result["peak_mb"] < 300, result
+    # Imports take ~40 MB, each of 2 workers holds a few 8 MB float64 temporaries, and the
+    # decoded-tile cache holds up to 128 MB: far below the 600 MB of the image and its result.
+    assert result["peak_mb"] < 400, result

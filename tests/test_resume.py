@@ -44,7 +44,7 @@ def chunk_bytes(store: Path) -> dict[str, bytes]:
 
 
 def markers(store: Path) -> int:
-    folder = store / DONE_DIR
+    folder = store / DONE_DIR / "0"
     return (
         len([p for p in folder.iterdir() if not p.name.endswith(".partial")])
         if folder.is_dir()
@@ -267,7 +267,7 @@ def test_progress_of_a_resumed_run_starts_from_the_blocks_written(
 
     lazy = pipeline.apply(np.negative, np.ones((40, 40)).astype("f4"))
     pipeline.save(lazy.rechunk(10), tmp_path / "o.zarr", progress=False)
-    for marker in list((tmp_path / "o.zarr" / DONE_DIR).iterdir())[:5]:
+    for marker in list((tmp_path / "o.zarr" / DONE_DIR / "0").iterdir())[:5]:
         marker.unlink()  # as if the run had been killed before recording these
     seen: list[tuple[int, int]] = []
     original = planning.progress_bar

@@ -95,6 +95,13 @@ class OutputSpec(_Strict):
     """Stored chunk shape; default: the blocks."""
     overwrite: bool = False
     """Replace an existing output (the CLI's ``--overwrite`` also does)."""
+    pyramid: NonNegativeInt = 0
+    """Levels to add, each half the size of the one below (built from the stored output)."""
+    downsample: Literal["mean", "nearest"] | None = None
+    """How a level is made from the one below; default: mean for floats, nearest for
+    integers (labels)."""
+    ngff: Literal["0.5", "0.4"] = "0.5"
+    """OME-Zarr version: 0.5 (Zarr v3) or 0.4 (Zarr v2)."""
 
 
 class ComputeSpec(_Strict):

@@ -14,8 +14,10 @@ from pipeline.io.base import check_image_shape, sniff_format
 from pipeline.io.npy import NpySource
 from pipeline.io.tiff import TiffSource
 from pipeline.io.zarr_ import (
+    NGFF_VERSIONS,
     ZarrSource,
     ZarrTarget,
+    add_level,
     create_target,
     damaged_chunks,
     directory_size,
@@ -31,11 +33,13 @@ if TYPE_CHECKING:
     import os
 
 __all__ = [
+    "NGFF_VERSIONS",
     "FileSource",
     "NpySource",
     "TiffSource",
     "ZarrSource",
     "ZarrTarget",
+    "add_level",
     "check_image_shape",
     "create_target",
     "damaged_chunks",

@@ -39,8 +39,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DONE_DIR",
+    "NGFF_VERSIONS",
     "ZarrSource",
     "ZarrTarget",
+    "add_level",
     "create_target",
     "damaged_chunks",
     "done_blocks",
@@ -54,6 +56,8 @@ __all__ = [
 ]
 
 NGFF_VERSION = "0.5"
+NGFF_VERSIONS = ("0.5", "0.4")
+"""OME-Zarr versions an output can be written in."""
 _METADATA_FILES = ("zarr.json", ".zarray", ".zgroup")
 
 
@@ -288,6 +292,36 @@ class ZarrTarget:
     run_id: str
     """Identifies this creation of the store, so that a cached handle is never reused for a
     store that was deleted and written again."""
+    zarr_format: int = 3
+    """3 for OME-Zarr 0.5, 2 for 0.4."""
+
+    @property
+    def stored_shape(self) -> tuple[int, ...]:
+        """The array's shape on disk: channels first."""
+        return (self.shape[2], *self.shape[:2]) if len(self.shape) == 3 else self.shape
+
+    def create_array(self) -> None:
+        """Create this (empty) array in the store."""
+        import zarr
+
+        channels = len(self.shape) == 3
+        stored_chunks = (self.shape[2], *self.chunks) if channels else self.chunks
+        fill = np.nan if self.dtype.kind in "fc" else 0
+        group = zarr.open_group(store=str(self.path), mode="r+")
+        options: dict[str, Any] = {}
+        if self.zarr_format == 3:
+            options["dimension_names"] = [a["name"] for a in _axes(channels)]
+        else:
+            options["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+        group.create_array(
+            self.array_path,
+            shape=self.stored_shape,
+            chunks=stored_chunks,
+            dtype=self.dtype,
+            compressors=output_codec(self.zarr_format),
+            fill_value=fill,
+            **options,
+        )
 
     def write(self, window: Window, block: NDArray[Any]) -> int:
         """Write ``block`` at ``window`` (which must cover whole chunks); returns its bytes.
@@ -309,8 +343,9 @@ class ZarrTarget:
         """Paths, relative to the store, of the stored chunks under ``window``."""
         cy, cx = self.chunks
         lead = "0/" if len(self.shape) == 3 else ""
+        prefix = "c/" if self.zarr_format == 3 else ""
         return [
-            f"{self.array_path}/c/{lead}{i}/{j}"
+            f"{self.array_path}/{prefix}{lead}{i}/{j}"
             for i in range(window.y0 // cy, -(-window.y1 // cy))
             for j in range(window.x0 // cx, -(-window.x1 // cx))
         ]
@@ -322,7 +357,8 @@ class ZarrTarget:
         zarr did not store (all fill value) is recorded as absent.
         """
         sums = {key: _checksum(self.path / key) for key in self.chunk_files(window)}
-        _atomic_text(self.path / DONE_DIR / f"{index[0]}.{index[1]}", json.dumps(sums))
+        record = self.path / DONE_DIR / self.array_path / f"{index[0]}.{index[1]}"
+        _atomic_text(record, json.dumps(sums))
 
 
 DONE_DIR = ".pipeline/done"
@@ -343,9 +379,10 @@ def _atomic_text(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-def done_blocks(path: Path) -> dict[tuple[int, int], dict[str, int | None]]:
-    """Blocks recorded as written in the output store at ``path``, with their checksums."""
-    folder = path / DONE_DIR
+def done_blocks(path: Path, array_path: str = "0") -> dict[tuple[int, int], dict[str, int | None]]:
+    """Blocks of one array recorded as written in the output store at ``path``, with their
+    checksums."""
+    folder = path / DONE_DIR / array_path
     found: dict[tuple[int, int], dict[str, int | None]] = {}
     if not folder.is_dir():
         return found
@@ -365,9 +402,9 @@ def damaged_chunks(path: Path, sums: dict[str, int | None]) -> list[str]:
     return [key for key, crc in sums.items() if _checksum(path / key) != crc]
 
 
-def forget_block(path: Path, index: tuple[int, int]) -> None:
+def forget_block(path: Path, index: tuple[int, int], array_path: str = "0") -> None:
     """Drop the record of a block, so that it is computed again."""
-    (path / DONE_DIR / f"{index[0]}.{index[1]}").unlink(missing_ok=True)
+    (path / DONE_DIR / array_path / f"{index[0]}.{index[1]}").unlink(missing_ok=True)
 
 
 def sweep_partials(path: Path) -> int:
@@ -396,11 +433,24 @@ def open_target(path: Path, run_id: str) -> ZarrTarget:
         dtype=np.dtype(array.dtype),
         chunks=(chunks[0], chunks[1]),
         run_id=run_id,
+        zarr_format=int(array.metadata.zarr_format),
     )
 
 
 def _is_zarr_store(path: Path) -> bool:
     return any((path / name).exists() for name in _METADATA_FILES)
+
+
+def _axes(channels: bool) -> list[dict[str, str]]:
+    axes: list[dict[str, str]] = [{"name": "c", "type": "channel"}] if channels else []
+    return [*axes, {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+
+
+def _dataset(level: int, ndim: int) -> dict[str, Any]:
+    """A multiscales dataset entry: level ``k`` is downsampled by 2**k along Y and X."""
+    factor = float(2**level)
+    scale = ([1.0] if ndim == 3 else []) + [factor, factor]
+    return {"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
 
 
 def create_target(
@@ -413,14 +463,22 @@ def create_target(
     attributes: dict[str, Any],
     run_id: str,
     name: str = "",
+    ngff: str = NGFF_VERSION,
+    downsampling: dict[str, Any] | None = None,
 ) -> ZarrTarget:
     """Create an empty OME-Zarr output (group + array ``"0"``), zstd-compressed.
 
-    An existing ``path`` is refused unless ``overwrite``; even then only a Zarr store (or an
-    empty directory) is deleted, never another kind of directory or file.
+    ``ngff`` is the OME-Zarr version: ``"0.5"`` (Zarr v3, the default) or ``"0.4"`` (Zarr v2,
+    for viewers that read only that). ``downsampling`` (``type`` and ``metadata``) says how
+    pyramid levels are made. An existing ``path`` is refused unless ``overwrite``;
+    even then only a Zarr store (or an empty directory) is deleted, never another kind of
+    directory or file.
     """
     import zarr
 
+    if ngff not in NGFF_VERSIONS:
+        msg = f"OME-Zarr version {ngff!r} is not supported: use one of {', '.join(NGFF_VERSIONS)}"
+        raise ValueError(msg)
     if path.exists():
         if not overwrite:
             msg = (
@@ -436,60 +494,83 @@ def create_target(
             raise OutputExistsError(msg)
         shutil.rmtree(path)
     channels = len(shape) == 3
-    stored_shape = (shape[2], shape[0], shape[1]) if channels else shape
-    stored_chunks = (shape[2], *chunks) if channels else chunks
-    axes: list[dict[str, str]] = [{"name": "c", "type": "channel"}] if channels else []
-    axes += [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
-    ome = {
-        "version": NGFF_VERSION,
-        "multiscales": [
-            {
-                "name": name or path.stem,
-                "axes": axes,
-                "datasets": [
-                    {
-                        "path": "0",
-                        "coordinateTransformations": [
-                            {"type": "scale", "scale": [1.0] * len(stored_shape)}
-                        ],
-                    }
-                ],
-            }
-        ],
+    multiscales = {
+        "name": name or path.stem,
+        "axes": _axes(channels),
+        "datasets": [_dataset(0, len(shape))],
+        **(downsampling or {}),
     }
+    if ngff == "0.4":
+        multiscales["version"] = "0.4"
+        metadata: dict[str, Any] = {"multiscales": [multiscales]}
+    else:
+        metadata = {"ome": {"version": ngff, "multiscales": [multiscales]}}
     try:
-        group = zarr.open_group(store=str(path), mode="w-", zarr_format=3)
+        group = zarr.open_group(store=str(path), mode="w-", zarr_format=2 if ngff == "0.4" else 3)
     except OSError as exc:
         msg = (
             f"cannot create the output {path}: {exc.strerror or exc}; choose a location you "
             "can write to"
         )
         raise OutputWriteError(msg) from exc
-    group.attrs.update(cast("dict[str, Any]", {"ome": ome, **attributes}))
-    fill = np.nan if np.dtype(dtype).kind in "fc" else 0
-    group.create_array(
-        "0",
-        shape=stored_shape,
-        chunks=stored_chunks,
-        dtype=dtype,
-        compressors=output_codec(),
-        fill_value=fill,
-        dimension_names=[a["name"] for a in axes],
+    group.attrs.update(cast("dict[str, Any]", {**metadata, **attributes}))
+    # The run records live in a group of their own, so that listing the store shows a known
+    # node (a plain folder there makes zarr warn).
+    group.create_group(
+        DONE_DIR.split("/", 1)[0],
+        attributes={"description": "pipeline's records of the blocks written; not image data"},
     )
-    return ZarrTarget(
+    target = ZarrTarget(
         path=path,
         array_path="0",
         shape=tuple(shape),
         dtype=np.dtype(dtype),
         chunks=chunks,
         run_id=run_id,
+        zarr_format=2 if ngff == "0.4" else 3,
     )
+    target.create_array()
+    return target
 
 
-def output_codec() -> Any:
+def add_level(target: ZarrTarget, level: int, chunks: tuple[int, int]) -> ZarrTarget:
+    """Add pyramid level ``level`` (half the size of level ``level - 1``, rounded up) to the
+    store of ``target`` and to its multiscales metadata; return its target."""
+    import zarr
+
+    height, width = target.shape[0], target.shape[1]
+    for _ in range(level):
+        height, width = -(-height // 2), -(-width // 2)
+    shape = (height, width, *target.shape[2:])
+    child = ZarrTarget(
+        path=target.path,
+        array_path=str(level),
+        shape=shape,
+        dtype=target.dtype,
+        chunks=(min(chunks[0], height), min(chunks[1], width)),
+        run_id=target.run_id,
+        zarr_format=target.zarr_format,
+    )
+    if not (target.path / str(level)).exists():
+        child.create_array()
+    group = zarr.open_group(store=str(target.path), mode="r+")
+    attrs: dict[str, Any] = dict(group.attrs)
+    holder: Any = attrs.get("ome", attrs)
+    datasets: list[dict[str, Any]] = holder["multiscales"][0]["datasets"]
+    if all(d["path"] != str(level) for d in datasets):
+        datasets.append(_dataset(level, len(shape)))
+        group.attrs.update(attrs)
+    return child
+
+
+def output_codec(zarr_format: int = 3) -> Any:
     """zstd at level 1: on the float rasters this project writes it compresses as well as the
     default level 3 and encodes about 40% faster (blosc's byte shuffle would save another 10%
     of space but costs twice the time); every Zarr v3 reader decodes it."""
+    if zarr_format == 2:
+        from numcodecs import Zstd
+
+        return Zstd(level=1)
     from zarr.codecs import ZstdCodec
 
     return ZstdCodec(level=1)

@@ -1,0 +1,38 @@
+"""The notebook runs from top to bottom on a small image, and is committed without outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore.ipynb"
+
+
+def test_notebook_is_committed_without_outputs() -> None:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == []
+            assert cell.execution_count is None
+
+
+@pytest.mark.slow
+def test_notebook_runs_and_shows_pictures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("PIPELINE_NOTEBOOK_SIZE", "300")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
+    ).execute()
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2, "two figures"
+    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    assert "pipeline Plan" in html
+    assert "pipeline RunReport" in html
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "dashboard: http://127.0.0.1:" in text
+    assert (tmp_path / "out" / "notebook" / "hillshade.zarr" / "2").is_dir(), "a pyramid"
