@@ -39,14 +39,15 @@ def _waves(
     """``count`` plane waves: wave numbers along y and x, phases, amplitudes in metres.
 
     Wavelengths (in pixels) are log-uniform between ``shortest`` and ``longest``; amplitudes
-    grow as wavelength**0.9, the fractal spectrum of real terrain.
+    grow as wavelength**1.3, the fractal (red) spectrum of real terrain: large forms carry the
+    relief, small ones the texture.
     """
     rng = np.random.default_rng(seed)
     wavelength = np.exp(rng.uniform(np.log(shortest), np.log(longest), count))
     angle = rng.uniform(0, np.pi, count)
     phase = rng.uniform(0, 2 * np.pi, count)
     k = 2 * np.pi / wavelength
-    amplitude = 0.021 * (wavelength * CELL_SIZE) ** 0.9
+    amplitude = 2.05e-4 * (wavelength * CELL_SIZE) ** 1.3
     return k * np.sin(angle), k * np.cos(angle), phase, amplitude
 
 
@@ -62,7 +63,7 @@ def dem_window(window: Window, seed: int = 0) -> NDArray[np.float32]:
     wave = np.empty(window.shape)
     # Separable: a*sin(row + col) = (a sin row) cos col + (a cos row) sin col, two outer
     # products of 1-D tables, computed into preallocated buffers.
-    ky, kx, phase, amplitude = _waves(seed, 40, 6.0, 4000.0)
+    ky, kx, phase, amplitude = _waves(seed, 40, 16.0, 4000.0)
     for i in range(ky.size):
         row, col = ky[i] * ys, kx[i] * xs + phase[i]
         z += np.multiply(amplitude[i] * np.sin(row), np.cos(col), out=tmp)
