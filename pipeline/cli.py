@@ -52,21 +52,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pipeline {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sets = argparse.ArgumentParser(add_help=False)
+    sets.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (dotted path, list indexes as numbers; value in YAML)",
+    )
 
-    def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "--set",
-            dest="sets",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a config key (dotted path, list indexes as numbers; value in YAML)",
+    def command(name: str, summary: str, description: str, *parents: Any) -> Any:
+        return commands.add_parser(
+            name, help=summary, description=description, parents=[*parents, debug]
         )
-        sub.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
-    run = commands.add_parser("run", help="run a config", description="Run a YAML config.")
+    run = command("run", "run a config", "Run a YAML config.", sets)
     run.add_argument("config", help="YAML config file")
-    common(run)
     run.add_argument(
         "--scheduler",
         metavar="NAME|ADDRESS",
@@ -84,49 +88,46 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the run report as JSON")
     run.set_defaults(handler=_run)
 
-    validate = commands.add_parser(
+    validate = command(
         "validate",
-        help="check a config without computing",
-        description="Check a config without computing: keys and types, inputs, functions, "
-        "shapes and chunks. Prints each problem as file:line: key.path: message.",
+        "check a config without computing",
+        "Check a config without computing: keys and types, inputs, functions, shapes and "
+        "chunks. Prints each problem as file:line: key.path: message.",
+        sets,
     )
     validate.add_argument("config", help="YAML config file")
-    common(validate)
     validate.set_defaults(handler=_validate)
 
-    preview = commands.add_parser(
+    preview = command(
         "preview",
-        help="render a PNG of an image",
-        description="Render a PNG of an image (or a window of it) from its best pyramid level.",
+        "render a PNG of an image",
+        "Render a PNG of an image (or a window of it) from its best pyramid level.",
     )
     preview.add_argument("path", help="image file or Zarr store")
     preview.add_argument("--out", required=True, help="PNG file to write")
     preview.add_argument("--level", type=int, help="pyramid level (default: the best fit)")
     preview.add_argument("--window", metavar="Y0:Y1,X0:X1", help="full-resolution pixels")
-    preview.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     preview.set_defaults(handler=_preview)
 
-    export = commands.add_parser(
+    export = command(
         "export",
-        help="export an output to a pyramidal OME-TIFF",
-        description="Write an image and all its pyramid levels to a tiled OME-TIFF, tile by tile.",
+        "export an output to a pyramidal OME-TIFF",
+        "Write an image and all its pyramid levels to a tiled OME-TIFF, tile by tile.",
     )
     export.add_argument("path", help="Zarr output (or any image)")
     export.add_argument("--out", required=True, help="OME-TIFF file to write")
     export.add_argument("--tile", type=int, default=512, help="tile side (multiple of 16)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing file")
-    export.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     export.set_defaults(handler=_export)
 
-    info = commands.add_parser(
+    info = command(
         "info",
-        help="describe a TIFF, Zarr or NPY file",
-        description="Format, shape, dtype, chunks or tiles and size of an image; for outputs "
-        "of pipeline, also the config and run that produced them.",
+        "describe a TIFF, Zarr or NPY file",
+        "Format, shape, dtype, chunks or tiles and size of an image; for outputs of pipeline, "
+        "also the config and run that produced them.",
     )
     info.add_argument("path", help="image file or Zarr store")
     info.add_argument("--json", action="store_true", help="print as JSON")
-    info.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     info.set_defaults(handler=_info)
     return parser
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import struct
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,13 +21,13 @@ settings.register_profile(
 settings.load_profile("default")
 
 
-@pytest.fixture(scope="session")
-def cluster_client() -> Iterator[Any]:
-    """A real two-process distributed cluster on loopback, shared by the session's tests."""
+@contextlib.contextmanager
+def loopback_cluster(workers: int = 2) -> Iterator[Any]:
+    """A real distributed cluster of worker processes, listening on loopback only."""
     distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(
-            n_workers=2,
+            n_workers=workers,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
@@ -33,6 +35,13 @@ def cluster_client() -> Iterator[Any]:
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
     ):
+        yield client
+
+
+@pytest.fixture(scope="session")
+def cluster_client() -> Iterator[Any]:
+    """A real two-process distributed cluster on loopback, shared by the session's tests."""
+    with loopback_cluster(2) as client:
         yield client
 
 
@@ -76,6 +85,19 @@ def no_pixel_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
         monkeypatch.setattr(cls, "read", read)
     return calls
+
+
+def patch_tag_value(path: Path, tag: str, index: int, value: int) -> None:
+    """Overwrite one entry of a TIFF's offsets or byte-counts tag in place (to damage it)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        t = tif.pages.first.tags[tag]
+        fmt = tif.byteorder + {3: "H", 4: "I", 16: "Q"}[t.dtype]
+        at = t.valueoffset + index * struct.calcsize(fmt)
+    with path.open("r+b") as fh:
+        fh.seek(at)
+        fh.write(struct.pack(fmt, value))
 
 
 def ramp(shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:

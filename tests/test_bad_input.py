@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import struct
 import subprocess
 import sys
 import textwrap
@@ -19,8 +18,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-import tifffile
 import zarr
+from conftest import patch_tag_value
 
 from pipeline.cli import main
 from pipeline.demo import write_dem
@@ -48,25 +47,12 @@ def dem(folder: Path) -> None:
 def truncated(folder: Path) -> None:
     dem(folder)
     path = folder / "dem.tif"
-    with tifffile.TiffFile(path) as tif:
-        t = tif.pages.first.tags["TileOffsets"]
-        fmt = tif.byteorder + {3: "H", 4: "I", 16: "Q"}[t.dtype]
-        at = t.valueoffset + 5 * struct.calcsize(fmt)
-    with path.open("r+b") as fh:
-        fh.seek(at)
-        fh.write(struct.pack(fmt, path.stat().st_size - 10))
+    patch_tag_value(path, "TileOffsets", 5, path.stat().st_size - 10)
 
 
 def missing_tiles(folder: Path) -> None:
     dem(folder)
-    path = folder / "dem.tif"
-    with tifffile.TiffFile(path) as tif:
-        t = tif.pages.first.tags["TileByteCounts"]
-        fmt = tif.byteorder + {3: "H", 4: "I", 16: "Q"}[t.dtype]
-        at = t.valueoffset + 2 * struct.calcsize(fmt)
-    with path.open("r+b") as fh:
-        fh.seek(at)
-        fh.write(struct.pack(fmt, 0))
+    patch_tag_value(folder / "dem.tif", "TileByteCounts", 2, 0)
 
 
 def corrupt_zarr(folder: Path) -> None:

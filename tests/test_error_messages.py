@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 import warnings
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
+from conftest import patch_tag_value
 
 import pipeline
 from pipeline.errors import (
@@ -29,17 +29,6 @@ def tiled_tiff(path: Path, shape: tuple[int, int] = (64, 64)) -> Path:
     data = np.arange(shape[0] * shape[1], dtype=np.uint16).reshape(shape)
     tifffile.imwrite(path, data, tile=(16, 16), compression="zlib")
     return path
-
-
-def patch_tag_value(path: Path, tag: str, index: int, value: int) -> None:
-    """Overwrite one entry of an offsets/bytecounts tag in place."""
-    with tifffile.TiffFile(path) as tif:
-        t = tif.pages.first.tags[tag]
-        fmt = tif.byteorder + {4: "I", 16: "Q", 3: "H"}[t.dtype]
-        at = t.valueoffset + index * struct.calcsize(fmt)
-    with path.open("r+b") as fh:
-        fh.seek(at)
-        fh.write(struct.pack(fmt, value))
 
 
 # ----------------------------------------------------------------------------- sources

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import zarr
+from conftest import loopback_cluster
 
 import pipeline
 from pipeline.demo import write_dem
@@ -217,7 +218,6 @@ def test_transient_io_errors_are_retried_and_the_function_is_not(
 
 @pytest.mark.slow
 def test_killing_a_distributed_worker_does_not_fail_the_run(project: Path) -> None:
-    distributed = pytest.importorskip("distributed")
     dem = pipeline.open_image(project / "dem.tif", chunks=(50, 60))
     sys.path.insert(0, str(project))
     try:
@@ -228,16 +228,7 @@ def test_killing_a_distributed_worker_does_not_fail_the_run(project: Path) -> No
         kernels.slow_relief, dem, depth=1, boundary="nearest", dtype="float32", pause=0.3
     )
     pipeline.save(lazy, project / "clean.zarr", progress=False, scheduler="synchronous")
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-    ):
+    with loopback_cluster(2) as client:
         client.upload_file(str(project / "kernels.py"))
         checked = pipeline.plan(lazy, project / "out.zarr", scheduler=client)
         victim = next(iter(client.run(os.getpid).values()))
