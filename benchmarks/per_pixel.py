@@ -108,10 +108,11 @@ def compiled_single_thread(
     padded, info = padded_whole(dem, kernel, settings)
     values = kernel.ordered_params(settings)
     start = time.perf_counter()
-    _, channels, _ = kernel.prepare([padded.dtype], values)
-    kernel.compile_loop([padded.dtype], values, np.dtype("float32"), channels)
+    inferred, channels, _ = kernel.prepare([padded.dtype], values)
+    loop = inferred if kernel.finish else None  # as apply() runs it: finish casts to float32
+    kernel.compile_loop([padded.dtype], values, loop or np.dtype("float32"), channels)
     compile_seconds = time.perf_counter() - start
-    block = KernelBlock(kernel, values, np.dtype("float32"), channels)
+    block = KernelBlock(kernel, values, np.dtype("float32"), channels, loop_dtype=loop)
     return best(lambda: timed(block, padded, block_info=info)[0]), compile_seconds
 
 

@@ -434,9 +434,10 @@ def _describe_step(step: StepNode) -> dict[str, Any]:
     target = getattr(func, "kernel", None)
     code = getattr(target, "func", None) or getattr(func, "func", None) or func
     settings = getattr(func, "params", None) if target is not None else step.params
+    finish = getattr(target, "finish", None)
     return {
         "function": step.label,
-        "source": _source_digest(code),
+        "source": _source_digest(code) + (f"+{_source_digest(finish)}" if finish else ""),
         "params": repr(settings),
         "depth": list(step.depth),
         "boundary": str(step.boundary),

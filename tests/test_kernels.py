@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 from oracle import pad_whole
 
 import pipeline
-from pipeline.errors import ArgumentError, KernelCompileError, PerformanceWarning
+from pipeline.errors import (
+    ArgumentError,
+    BlockFunctionError,
+    KernelCompileError,
+    PerformanceWarning,
+)
 from pipeline.grid import Boundary
 from pipeline.ops import terrain
 from pipeline.ops.kernels import neighbourhood, pointwise
@@ -64,7 +69,7 @@ def whole_image_kernel(kernel: Any, image: np.ndarray, boundary: str, **params: 
     for i in range(image.shape[0]):
         for j in range(image.shape[1]):
             out[i, j] = compiled(padded, i + top, j + left, *values)
-    return out
+    return out if kernel.finish is None else kernel.finish(out)
 
 
 @given(
@@ -86,6 +91,52 @@ def test_chunked_kernel_equals_the_whole_image_in_one_piece(
     ).compute(scheduler="synchronous")
     expected = whole_image_kernel(ray_max, image, boundary, reach=reach)
     np.testing.assert_array_equal(got, expected)
+
+
+@given(
+    h=st.integers(1, 25),
+    w=st.integers(1, 25),
+    chunks=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+    boundary=st.sampled_from(["nearest", "reflect", "periodic", "nan", 0.0]),
+    seed=st.integers(0, 1000),
+)
+def test_a_kernel_with_finish_is_exact_in_blocks(
+    h: int, w: int, chunks: tuple[int, int], boundary: Any, seed: int
+) -> None:
+    # slope's kernel gives tangents per pixel; its finish turns each block into degrees.
+    image = np.random.default_rng(seed).random((h, w)) * 300
+    got = pipeline.apply(
+        slope, da.from_array(image, chunks=chunks), boundary=boundary, cell_size=3.0
+    ).compute(scheduler="synchronous")
+    expected = whole_image_kernel(slope, image, boundary, cell_size=3.0)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_finish_runs_once_per_block_and_must_keep_the_shape() -> None:
+    calls: list[tuple[int, ...]] = []
+
+    def exp_of(values: np.ndarray) -> np.ndarray:
+        calls.append(values.shape)
+        return np.exp(values)
+
+    halved = pointwise(lambda v: v / 2.0, finish=exp_of)
+    image = np.arange(35.0).reshape(5, 7)
+    got = pipeline.apply(halved, da.from_array(image, chunks=(3, 4))).compute(
+        scheduler="synchronous"
+    )
+    np.testing.assert_array_equal(got, np.exp(image / 2.0))
+    assert sorted(calls) == [(2, 3), (2, 4), (3, 3), (3, 4)]
+
+    ravelled = pointwise(lambda v: v / 2.0, finish=np.ravel)
+    with pytest.raises(
+        BlockFunctionError,
+        match=r"<lambda> failed on the block at pixels .* ArgumentError: finish of kernel "
+        r"<lambda> returned shape \(\d+,\) for values of shape \(\d, \d\); "
+        r"it must be elementwise",
+    ):
+        pipeline.apply(ravelled, da.from_array(image, chunks=(3, 4))).compute(
+            scheduler="synchronous"
+        )
 
 
 def test_rays_stop_at_the_image_edge_never_at_a_block_edge() -> None:

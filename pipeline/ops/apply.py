@@ -206,7 +206,8 @@ def _bind_kernel(
             raise KernelCompileError(msg) from exc
         out = np.dtype("float64" if dtype is None else dtype)
         chans = None if channels in ("input", None) else int(channels)
-        block = KernelBlock(kernel, values, out, chans, compiled=False)
+        loop = np.dtype("float64") if kernel.finish else None
+        block = KernelBlock(kernel, values, out, chans, compiled=False, loop_dtype=loop)
         _announce_uncompiled(block, arrays, bound, depth, str(exc).split(": ", 1)[-1])
         return block, out, chans, 0.0
     out_dtype = inferred if dtype is None else np.dtype(dtype)
@@ -224,8 +225,9 @@ def _bind_kernel(
             "declared; return a tuple of that many values, or drop channels="
         )
         raise ArgumentError(msg)
-    seconds += kernel.compile_loop(padded, values, out_dtype, inferred_channels)
-    block = KernelBlock(kernel, values, out_dtype, inferred_channels)
+    loop_dtype = inferred if kernel.finish else None  # finish casts to out_dtype
+    seconds += kernel.compile_loop(padded, values, loop_dtype or out_dtype, inferred_channels)
+    block = KernelBlock(kernel, values, out_dtype, inferred_channels, loop_dtype=loop_dtype)
     return block, out_dtype, inferred_channels, seconds
 
 

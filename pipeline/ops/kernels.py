@@ -77,6 +77,11 @@ class Kernel:
     """Turns the settings a user gives (this function's parameters) into the values the
     kernel takes after its fixed arguments: tables computed once per block instead of once
     per pixel. ``None``: the kernel's own trailing parameters are the settings."""
+    finish: Callable[[NDArray[Any]], NDArray[Any]] | None = None
+    """An elementwise numpy function applied to each block of the kernel's values, for the
+    work numpy does faster over a whole array than numba pixel by pixel (``arctan``, ``exp``,
+    ``sin``: numpy's are vectorised, numba's per-pixel calls to libm are not). It must keep
+    each pixel's value a function of that pixel's value alone, which keeps blocks exact."""
     name: str = ""
     """How messages name it."""
     token: str = field(default="", repr=False)
@@ -88,7 +93,9 @@ class Kernel:
         if not self.token:
             from pipeline.ops.graph import tokenize
 
-            object.__setattr__(self, "token", tokenize(self.func, self.kind, self.coords))
+            object.__setattr__(
+                self, "token", tokenize(self.func, self.kind, self.coords, self.finish)
+            )
 
     @property
     def __name__(self) -> str:
@@ -244,8 +251,10 @@ class Kernel:
         out_dtype: np.dtype[Any],
         channels: int | None,
         compiled: bool = True,
+        loop_dtype: np.dtype[Any] | None = None,
     ) -> NDArray[Any]:
-        """Evaluate the kernel on every core pixel of one block."""
+        """Evaluate the kernel on every core pixel of one block (into ``loop_dtype``, then
+        through ``finish`` when the kernel has one)."""
         for block in blocks:
             if block.ndim != 2:
                 msg = (
@@ -255,12 +264,21 @@ class Kernel:
                 raise ArgumentError(msg)
         top, _, left, _ = info.halo
         shape = info.core.shape if channels is None else (*info.core.shape, channels)
-        out = np.empty(shape, dtype=out_dtype)
+        out = np.empty(shape, dtype=out_dtype if loop_dtype is None else loop_dtype)
         driver = _driver(self.kind, len(blocks), channels, self.coords, compiled)
         kernel = self._dispatcher() if compiled else self.func
         arrays = [np.ascontiguousarray(b) for b in blocks]
         driver(kernel, *arrays, out, top, left, info.core.y0, info.core.x0, params)
-        return out
+        if self.finish is None:
+            return out
+        finished = np.asarray(self.finish(out))
+        if finished.shape != out.shape:
+            msg = (
+                f"finish of kernel {self.pipeline_label} returned shape {finished.shape} for "
+                f"values of shape {out.shape}; it must be elementwise"
+            )
+            raise ArgumentError(msg)
+        return finished.astype(out_dtype, copy=False)
 
 
 def _restore_kernel(payload: bytes) -> Kernel:
@@ -283,9 +301,13 @@ class KernelBlock:
     """Output channels (``None``: a 2-D output)."""
     compiled: bool = True
     """False when running the Python function as it is (``uncompiled``)."""
+    loop_dtype: np.dtype[Any] | None = None
+    """What the per-pixel loop stores before the kernel's ``finish`` (``None``: no finish)."""
 
-    allocates_only_output = True
-    """For the memory projection: a kernel holds no temporary image."""
+    @property
+    def allocates_only_output(self) -> bool:
+        """For the memory projection: a kernel without ``finish`` holds no temporary image."""
+        return self.kernel.finish is None
 
     @property
     def __name__(self) -> str:
@@ -304,6 +326,7 @@ class KernelBlock:
             out_dtype=self.out_dtype,
             channels=self.channels,
             compiled=self.compiled,
+            loop_dtype=self.loop_dtype,
         )
 
 
@@ -478,10 +501,16 @@ def pointwise(
     inputs: int | None = ...,
     coords: bool = ...,
     uncompiled: bool = ...,
+    finish: Callable[[NDArray[Any]], NDArray[Any]] | None = ...,
 ) -> Kernel: ...
 @overload
 def pointwise(
-    func: None = ..., *, inputs: int | None = ..., coords: bool = ..., uncompiled: bool = ...
+    func: None = ...,
+    *,
+    inputs: int | None = ...,
+    coords: bool = ...,
+    uncompiled: bool = ...,
+    finish: Callable[[NDArray[Any]], NDArray[Any]] | None = ...,
 ) -> Callable[[Callable[..., Any]], Kernel]: ...
 def pointwise(
     func: Callable[..., Any] | None = None,
@@ -489,6 +518,7 @@ def pointwise(
     inputs: int | None = None,
     coords: bool = False,
     uncompiled: bool = False,
+    finish: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
 ) -> Kernel | Callable[[Callable[..., Any]], Kernel]:
     """Make a per-pixel kernel of a function of one pixel's value(s).
 
@@ -496,9 +526,13 @@ def pointwise(
     (and its global row and column with ``coords=True``) and returns a number, or a tuple of
     numbers that become the output's channels. Settings are its parameters with defaults,
     given to :func:`~pipeline.apply` as keywords. Use as ``@pointwise`` or
-    ``@pointwise(coords=True)``.
+    ``@pointwise(coords=True)``. ``finish``: see :func:`neighbourhood`.
     """
-    return _make(func, "pointwise", {"inputs": inputs, "coords": coords, "uncompiled": uncompiled})
+    return _make(
+        func,
+        "pointwise",
+        {"inputs": inputs, "coords": coords, "uncompiled": uncompiled, "finish": finish},
+    )
 
 
 @overload
@@ -511,6 +545,7 @@ def neighbourhood(
     boundary: str | float | None = ...,
     uncompiled: bool = ...,
     settings: Callable[..., tuple[Any, ...]] | None = ...,
+    finish: Callable[[NDArray[Any]], NDArray[Any]] | None = ...,
 ) -> Kernel: ...
 @overload
 def neighbourhood(
@@ -522,6 +557,7 @@ def neighbourhood(
     boundary: str | float | None = ...,
     uncompiled: bool = ...,
     settings: Callable[..., tuple[Any, ...]] | None = ...,
+    finish: Callable[[NDArray[Any]], NDArray[Any]] | None = ...,
 ) -> Callable[[Callable[..., Any]], Kernel]: ...
 def neighbourhood(
     func: Callable[..., Any] | None = None,
@@ -532,6 +568,7 @@ def neighbourhood(
     boundary: str | float | None = None,
     uncompiled: bool = False,
     settings: Callable[..., tuple[Any, ...]] | None = None,
+    finish: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
 ) -> Kernel | Callable[[Callable[..., Any]], Kernel]:
     """Make a per-pixel kernel that reads neighbours up to ``radius`` pixels away.
 
@@ -556,6 +593,7 @@ def neighbourhood(
             "boundary": boundary,
             "uncompiled": uncompiled,
             "settings": settings,
+            "finish": finish,
         },
     )
 
