@@ -13,6 +13,7 @@ The maps equal ``numpy.pad`` on the whole axis for every depth; the tests check 
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -197,8 +198,12 @@ class AxisGather:
         return self.positions is None
 
 
+@functools.lru_cache(maxsize=4096)
 def gather_axis(start: int, stop: int, n: int, mode: str) -> AxisGather:
-    """Plan how to read the padded interval ``[start, stop)`` of an axis of length ``n``."""
+    """Plan how to read the padded interval ``[start, stop)`` of an axis of length ``n``.
+
+    Cached: planning asks for the same edge intervals once per task and once per whole-image
+    pass, and each answer costs a sort of the interval (its ``positions`` are read-only)."""
     if mode == "none":
         start, stop = max(start, 0), min(stop, n)
     if start >= 0 and stop <= n:
@@ -215,6 +220,7 @@ def gather_axis(start: int, stop: int, n: int, mode: str) -> AxisGather:
     inside = src >= 0
     which = np.searchsorted(seg_starts, src[inside], side="right") - 1
     positions[inside] = offsets[which] + (src[inside] - seg_starts[which])
+    positions.flags.writeable = False
     return AxisGather(start, stop, segments, positions)
 
 
