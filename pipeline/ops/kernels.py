@@ -304,10 +304,13 @@ class KernelBlock:
     loop_dtype: np.dtype[Any] | None = None
     """What the per-pixel loop stores before the kernel's ``finish`` (``None``: no finish)."""
 
-    @property
-    def allocates_only_output(self) -> bool:
-        """For the memory projection: a kernel without ``finish`` holds no temporary image."""
-        return self.kernel.finish is None
+    def temporary_nbytes(self, pixels: int) -> int:
+        """For the memory projection: what a block of ``pixels`` holds besides its inputs and
+        output. Nothing without ``finish``; with it, the loop's values and one more array of
+        their dtype for what ``finish`` allocates."""
+        if self.loop_dtype is None:
+            return 0
+        return 2 * pixels * self.loop_dtype.itemsize * (self.channels or 1)
 
     @property
     def __name__(self) -> str:

@@ -263,7 +263,8 @@ class StepNode(Node):
     def peak_bytes(self, window: Window) -> int:
         """Inputs are read one after the other and held; then the function runs on them.
 
-        A compiled kernel allocates only its output. Any other function is assumed to hold
+        A compiled kernel allocates only its output (with ``finish``, also its values before
+        finishing: see ``KernelBlock.temporary_nbytes``). Any other function is assumed to hold
         ``TEMPORARIES`` float64 copies of its padded block (a vectorised numpy expression
         typically does), the one part of the projection that is a guess.
         """
@@ -282,9 +283,9 @@ class StepNode(Node):
             peak = max(peak, held + inner + assembling)
             held += padded
         temporaries = (
-            0
-            if getattr(self.func, "allocates_only_output", False)
-            else (TEMPORARIES * covered.size * 8)
+            self.func.temporary_nbytes(window.size)
+            if hasattr(self.func, "temporary_nbytes")
+            else TEMPORARIES * covered.size * 8
         )
         result = window.size * self.pixel_nbytes
         return max(peak, held + temporaries + 2 * result)  # the result, and a cast copy
