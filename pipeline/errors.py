@@ -11,6 +11,10 @@ Messages follow one shape: what failed, the values involved, and how to fix it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = [
     "AlignmentError",
@@ -32,6 +36,7 @@ __all__ = [
     "SchedulerError",
     "SourceNotFoundError",
     "UnsupportedSourceError",
+    "did_you_mean",
 ]
 
 
@@ -141,3 +146,12 @@ class PipelineWarning(UserWarning):
 
 class PerformanceWarning(PipelineWarning):
     """The run will be correct but slower than it needs to be; the message says how to fix it."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"did you mean 'x'? "`` for the closest of ``choices`` to ``word``, or ``""``: the hint
+    every "unknown name" message carries."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""

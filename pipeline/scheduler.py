@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import SchedulerError
+from pipeline.errors import SchedulerError, did_you_mean
 from pipeline.machine import default_workers
 
 if TYPE_CHECKING:
@@ -121,10 +121,7 @@ def check_scheduler(scheduler: Any = None, workers: int | None = None) -> None:
     name = scheduler.strip().lower()
     if name in SCHEDULERS or "://" in name:
         return
-    import difflib
-
-    close = difflib.get_close_matches(name, SCHEDULERS, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    hint = did_you_mean(name, SCHEDULERS)
     msg = (
         f"unknown scheduler {scheduler!r}: {hint}use one of {', '.join(SCHEDULERS)}, or an "
         "address such as tcp://127.0.0.1:8786"

@@ -7,7 +7,6 @@ would silently keep the last one.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from pipeline.config.schema import RunConfig
-from pipeline.errors import ConfigError, Problem
+from pipeline.errors import ConfigError, Problem, did_you_mean
 
 __all__ = ["LoadedConfig", "apply_overrides", "load_config", "parse_override"]
 
@@ -247,8 +246,7 @@ def _problem(loaded: LoadedConfig, loc: Key, error: Any) -> Problem:
     kind = error["type"]
     if kind == "extra_forbidden":
         allowed = _fields_at(loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(str(loc[-1]), allowed)
         message = f"unknown key {loc[-1]!r}: {hint}allowed here: {', '.join(allowed)}"
     elif kind == "missing":
         message = f"required key {loc[-1]!r} is missing"

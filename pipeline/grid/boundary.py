@@ -12,7 +12,6 @@ The maps equal ``numpy.pad`` on the whole axis for every depth; the tests check 
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from pipeline.errors import ArgumentError
+from pipeline.errors import ArgumentError, did_you_mean
 from pipeline.grid.window import Window
 
 if TYPE_CHECKING:
@@ -86,8 +85,7 @@ class Boundary:
                 return cls("nan", math.nan)
             if mode in BOUNDARY_MODES:
                 return cls(mode)  # type: ignore[arg-type]
-            close = difflib.get_close_matches(mode, BOUNDARY_MODES, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(mode, BOUNDARY_MODES)
             msg = f"unknown boundary mode {spec!r}: {hint}use one of {_mode_list()}"
             raise ArgumentError(msg)
         msg = (

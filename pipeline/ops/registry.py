@@ -6,7 +6,6 @@ process and cluster workers, which cannot import the file, still run it.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import importlib
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import FunctionLoadError
+from pipeline.errors import FunctionLoadError, did_you_mean
 from pipeline.ops import terrain_kernels
 from pipeline.ops.kernels import USER_MODULE_PREFIX, Kernel
 
@@ -107,8 +106,7 @@ def resolve_function(ref: str, base_dir: Path | None = None) -> FunctionSpec:
         return BUILTINS[ref]
     module_ref, sep, attr = ref.rpartition(":")
     if not sep:
-        close = difflib.get_close_matches(ref, BUILTINS, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(ref, BUILTINS)
         msg = (
             f"unknown function {ref!r}: {hint}built-ins are {', '.join(sorted(BUILTINS))}; "
             "for your own, write 'package.module:function' or 'file.py:function'"
@@ -131,8 +129,7 @@ def resolve_function(ref: str, base_dir: Path | None = None) -> FunctionSpec:
         defined = sorted(
             n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
         )
-        close = difflib.get_close_matches(attr, defined, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(attr, defined)
         msg = (
             f"{module_ref} has no function {attr!r}: {hint}it defines "
             f"{', '.join(defined[:12]) or 'no public function'}"
