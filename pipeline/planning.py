@@ -42,6 +42,7 @@ from pipeline.io import (
     NGFF_VERSIONS,
     ZarrTarget,
     add_level,
+    codec_label,
     create_target,
     damaged_chunks,
     directory_size,
@@ -181,7 +182,10 @@ class Plan:
             ("blocks", f"{by}x{bx}, {how}"),
             ("halo", f"{hy}x{hx} pixels around each block"),
             ("re-read", f"{self.reread_overhead:.1%} of the input read again as halos"),
-            ("stored chunks", f"{self.store_chunks[0]}x{self.store_chunks[1]}, zstd level 1"),
+            (
+                "stored chunks",
+                f"{self.store_chunks[0]}x{self.store_chunks[1]}, {codec_label(self.image.dtype)}",
+            ),
             ("format", _format_row(self)),
             ("reads", format_bytes(self.bytes_read) + " of input pixels, halos included"),
             ("writes", format_bytes(self.image.nbytes) + " before compression"),
@@ -266,7 +270,7 @@ class Plan:
                 "dtype": str(self.image.dtype),
                 "blocks": list(self.grid.chunk_shape),
                 "chunks": list(self.store_chunks),
-                "codec": "zstd level 1",
+                "codec": codec_label(self.image.dtype),
                 "pyramid": self.pyramid,
                 "downsample": self.downsample or default_method(self.image.dtype),
                 "ngff": self.ngff,
@@ -678,7 +682,8 @@ def save(
         numpy array, or a path (which is opened, for a format conversion).
     target
         Directory of the output: an OME-Zarr (NGFF 0.5) group whose array ``"0"`` holds the
-        image (Zarr v3, zstd). ``(Y, X, C)`` images are stored channel first.
+        image (Zarr v3; floats compressed with blosc's LZ4 after a byte shuffle, integers
+        with zstd). ``(Y, X, C)`` images are stored channel first.
     chunks
         Stored chunk shape along Y and X. Default: the image's blocks. Every block must
         consist of whole stored chunks, so that no two tasks ever write the same chunk.
