@@ -11,7 +11,9 @@ For each kernel, in one run on this machine:
   (d) for slope only: plain dask, from tifffile's Zarr store through ``map_overlap`` with a
       vectorised numpy Horn slope to ``to_zarr``.
 
-It prints the times and the ratios a/c, b/(c x cores) (parallel efficiency) and d/c.
+It prints the times and the ratios a/c, b/(c x cores) (parallel efficiency) and d/c. (b), (c)
+and (d) run in turns (b, c, d, b, c, d, ...) and each counts its fastest run: a noisy minute
+on a shared machine then slows all of them, not only the one that happened to run in it.
 
 Usage (from the repository root, with the project installed):
 
@@ -61,11 +63,6 @@ def timed(func: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
-def best(func: Any, *args: Any, **kwargs: Any) -> float:
-    """The fastest of ``REPEAT`` runs of ``func`` (which returns its own time)."""
-    return min(func(*args, **kwargs) for _ in range(REPEAT))
-
-
 def padded_whole(
     dem: np.ndarray, kernel: Any, settings: dict[str, Any]
 ) -> tuple[np.ndarray, BlockInfo]:
@@ -102,10 +99,10 @@ def uncompiled_seconds(
 
 def compiled_single_thread(
     dem: np.ndarray, kernel: Any, settings: dict[str, Any]
-) -> tuple[float, float]:
-    """(b): the compiled kernel on one thread over the whole padded array; returns its time
-    and the time the first compilation took in this process (from numba's disk cache, if
-    an earlier run left it there)."""
+) -> tuple[Any, float]:
+    """(b): the compiled kernel on one thread over the whole padded array; returns a function
+    that runs it once and returns its time, and the time the first compilation took in this
+    process (from numba's disk cache, if an earlier run left it there)."""
     padded, info = padded_whole(dem, kernel, settings)
     values = kernel.ordered_params(settings)
     start = time.perf_counter()
@@ -114,7 +111,7 @@ def compiled_single_thread(
     kernel.compile_loop([padded.dtype], values, loop or np.dtype("float32"), channels, info.depth)
     compile_seconds = time.perf_counter() - start
     block = KernelBlock(kernel, values, np.dtype("float32"), channels, loop_dtype=loop)
-    return best(lambda: timed(block, padded, block_info=info)[0]), compile_seconds
+    return (lambda: timed(block, padded, block_info=info)[0]), compile_seconds
 
 
 def product(path: Path, kernel: Any, settings: dict[str, Any], out: Path, chunks: int) -> float:
@@ -179,24 +176,27 @@ def main() -> None:
         for name in args.kernels.split(","):
             kernel, settings, sample = KERNELS[name]
             a = uncompiled_seconds(dem, kernel, settings, sample)
-            b, compiled = compiled_single_thread(dem, kernel, settings)
+            single, compiled = compiled_single_thread(dem, kernel, settings)
             out = workdir / f"{name}.zarr"
-            contenders = [partial(product, path, kernel, settings, out, args.chunks)]
+            contenders = [single, partial(product, path, kernel, settings, out, args.chunks)]
             if name == "slope":
                 dask_out = workdir / "dask-slope.zarr"
                 contenders.append(partial(plain_dask_slope, path, dask_out, args.chunks))
-            c, *d = side_by_side(*contenders)
+            b, c, *d = side_by_side(*contenders)
             print(f"\n{name} {settings}")
             print(f"  (a) uncompiled Python loop, extrapolated   {a:10.1f} s  ({a / 3600:.2f} h)")
             print(
                 f"  (b) compiled, 1 thread, whole array         {b:10.2f} s  "
                 f"(first compile in this process: {compiled:.2f} s, not included)"
             )
-            print(f"  (c) pipeline, {cores} cores, TIFF -> Zarr       {c:10.2f} s")
+            print(
+                f"  (c) pipeline, {cores} cores, TIFF -> Zarr       {c:10.2f} s  "
+                "((b), (c) and (d) run in turns)"
+            )
             print(f"      a/c = {a / c:8.0f}x    b/(c x cores) = {b / (c * cores):.2f}")
             if d:
                 print(f"  (d) plain dask map_overlap + numpy Horn    {d[0]:10.2f} s")
-                print(f"      d/c = {d[0] / c:.2f}   ((c) and (d) run in turns)")
+                print(f"      d/c = {d[0] / c:.2f}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
