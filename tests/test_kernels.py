@@ -24,7 +24,7 @@ from pipeline.errors import (
 )
 from pipeline.grid import Boundary
 from pipeline.ops import terrain
-from pipeline.ops.kernels import neighbourhood, pointwise
+from pipeline.ops.kernels import FINISH_STRIP_BYTES, neighbourhood, pointwise
 from pipeline.ops.terrain_kernels import aspect, hillshade, sky_view, slope
 
 
@@ -112,7 +112,7 @@ def test_a_kernel_with_finish_is_exact_in_blocks(
     np.testing.assert_array_equal(got, expected)
 
 
-def test_finish_runs_once_per_block_and_must_keep_the_shape() -> None:
+def test_finish_sees_each_pixel_once_in_strips_and_must_keep_the_shape() -> None:
     calls: list[tuple[int, ...]] = []
 
     def exp_of(values: np.ndarray) -> np.ndarray:
@@ -125,7 +125,18 @@ def test_finish_runs_once_per_block_and_must_keep_the_shape() -> None:
         scheduler="synchronous"
     )
     np.testing.assert_array_equal(got, np.exp(image / 2.0))
-    assert sorted(calls) == [(2, 3), (2, 4), (3, 3), (3, 4)]
+    assert sorted(calls) == [(2, 3), (2, 4), (3, 3), (3, 4)]  # small blocks: one strip each
+
+    # A block wider than a strip of values: finish gets strips of rows (in the cache), which
+    # together cover the block once.
+    calls.clear()
+    wide = np.random.default_rng(3).random((300, 1000))
+    got = pipeline.apply(halved, da.from_array(wide, chunks=(300, 1000))).compute(
+        scheduler="synchronous"
+    )
+    np.testing.assert_array_equal(got, np.exp(wide / 2.0))
+    rows = FINISH_STRIP_BYTES // (1000 * 8)
+    assert calls == [(rows, 1000), (rows, 1000), (300 - 2 * rows, 1000)]
 
     ravelled = pointwise(lambda v: v / 2.0, finish=np.ravel)
     with pytest.raises(
@@ -263,7 +274,7 @@ def test_apply_compiles_the_loop_a_run_uses(tmp_path: Path) -> None:
     compiled = {key: len(getattr(d, "signatures", ())) for key, d in kernels._DRIVERS.items()}
     pipeline.save(result, tmp_path / "s.zarr", progress=False)
     assert {k: len(getattr(d, "signatures", ())) for k, d in kernels._DRIVERS.items()} == compiled
-    assert any(key.depth == (2, 2) for key in compiled)
+    assert any(key.left == 2 for key in compiled)
 
 
 # ----------------------------------------------------------------------------- built-ins

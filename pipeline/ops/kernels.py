@@ -79,10 +79,11 @@ class Kernel:
     kernel takes after its fixed arguments: tables computed once per block instead of once
     per pixel. ``None``: the kernel's own trailing parameters are the settings."""
     finish: Callable[[NDArray[Any]], NDArray[Any]] | None = None
-    """An elementwise numpy function applied to each block of the kernel's values, for the
-    work numpy does faster over a whole array than numba pixel by pixel (``arctan``, ``exp``,
-    ``sin``: numpy's are vectorised, numba's per-pixel calls to libm are not). It must keep
-    each pixel's value a function of that pixel's value alone, which keeps blocks exact."""
+    """An elementwise numpy function applied to the kernel's values (a strip of rows of a
+    block at a time, see ``FINISH_STRIP_BYTES``), for the work numpy does faster over an array
+    than numba pixel by pixel (``arctan``, ``exp``, ``sin``: numpy's are vectorised, numba's
+    per-pixel calls to libm are not). It must keep each pixel's value a function of that
+    pixel's value alone, which keeps blocks exact. It may work in place."""
     name: str = ""
     """How messages name it."""
     token: str = field(default="", repr=False)
@@ -231,8 +232,9 @@ class Kernel:
     def _loop_key(
         self, n_inputs: int, channels: int | None, compiled: bool, n_params: int, depth: Depth
     ) -> LoopKey:
-        depth = (int(depth[0]), int(depth[1]))
-        return LoopKey(self.kind, n_inputs, channels or 0, self.coords, compiled, n_params, depth)
+        return LoopKey(
+            self.kind, n_inputs, channels or 0, self.coords, compiled, n_params, int(depth[1])
+        )
 
     def _dispatcher(self) -> Any:
         dispatcher = _COMPILED.get(self.token)
@@ -261,8 +263,11 @@ class Kernel:
         compiled: bool = True,
         loop_dtype: np.dtype[Any] | None = None,
     ) -> NDArray[Any]:
-        """Evaluate the kernel on every core pixel of one block (into ``loop_dtype``, then
-        through ``finish`` when the kernel has one)."""
+        """Evaluate the kernel on every core pixel of one block.
+
+        With ``finish``, the loop's values (``loop_dtype``) are made and finished a strip of
+        rows at a time (see :func:`finish_strip_rows`), each strip written into the output.
+        """
         for block in blocks:
             if block.ndim != 2:
                 msg = (
@@ -272,21 +277,42 @@ class Kernel:
                 raise ArgumentError(msg)
         top, _, left, _ = info.halo
         shape = info.core.shape if channels is None else (*info.core.shape, channels)
-        out = np.empty(shape, dtype=out_dtype if loop_dtype is None else loop_dtype)
         driver = _driver(self._loop_key(len(blocks), channels, compiled, len(params), info.depth))
         kernel = self._dispatcher() if compiled else self.func
         arrays = [np.ascontiguousarray(b) for b in blocks]
-        driver(kernel, *arrays, out, top, left, info.core.y0, info.core.x0, params)
+        y0, x0 = info.core.y0, info.core.x0
+        out = np.empty(shape, dtype=out_dtype)
         if self.finish is None:
+            driver(kernel, *arrays, out, top, left, y0, x0, params)
             return out
-        finished = np.asarray(self.finish(out))
-        if finished.shape != out.shape:
-            msg = (
-                f"finish of kernel {self.pipeline_label} returned shape {finished.shape} for "
-                f"values of shape {out.shape}; it must be elementwise"
-            )
-            raise ArgumentError(msg)
-        return finished.astype(out_dtype, copy=False)
+        values_dtype = out_dtype if loop_dtype is None else loop_dtype
+        rows = finish_strip_rows(shape, values_dtype)
+        values = np.empty((min(rows, shape[0]), *shape[1:]), dtype=values_dtype)
+        for start in range(0, shape[0], rows):
+            strip = values[: min(rows, shape[0] - start)]
+            driver(kernel, *arrays, strip, top + start, left, y0 + start, x0, params)
+            finished = np.asarray(self.finish(strip))
+            if finished.shape != strip.shape:
+                msg = (
+                    f"finish of kernel {self.pipeline_label} returned shape {finished.shape} "
+                    f"for values of shape {strip.shape}; it must be elementwise"
+                )
+                raise ArgumentError(msg)
+            out[start : start + strip.shape[0]] = finished  # cast as astype(out_dtype) would
+        return out
+
+
+FINISH_STRIP_BYTES = 2**20
+"""A kernel's values pass through ``finish`` in strips of rows of about this size, which stay
+in the CPU's cache between the loop that makes them and ``finish``; a block-sized array of
+float64 values would be a large fresh allocation per block (page faults) and a pass through
+main memory."""
+
+
+def finish_strip_rows(shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
+    """Rows per strip of a kernel's values of ``shape`` and ``dtype`` (at least one)."""
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    return max(1, FINISH_STRIP_BYTES // max(row_bytes, 1))
 
 
 def _restore_kernel(payload: bytes) -> Kernel:
@@ -312,13 +338,15 @@ class KernelBlock:
     loop_dtype: np.dtype[Any] | None = None
     """What the per-pixel loop stores before the kernel's ``finish`` (``None``: no finish)."""
 
-    def temporary_nbytes(self, pixels: int) -> int:
-        """For the memory projection: what a block of ``pixels`` holds besides its inputs and
-        output. Nothing without ``finish``; with it, the loop's values and one more array of
-        their dtype for what ``finish`` allocates."""
+    def temporary_nbytes(self, shape: tuple[int, int]) -> int:
+        """For the memory projection: what a block of ``shape`` holds besides its inputs and
+        output. Nothing without ``finish``; with it, one strip of the loop's values and one
+        more for what ``finish`` allocates."""
         if self.loop_dtype is None:
             return 0
-        return 2 * pixels * self.loop_dtype.itemsize * (self.channels or 1)
+        values = shape if self.channels is None else (*shape, self.channels)
+        rows = min(finish_strip_rows(values, self.loop_dtype), shape[0])
+        return 2 * rows * shape[1] * self.loop_dtype.itemsize * (self.channels or 1)
 
     @property
     def __name__(self) -> str:
@@ -430,25 +458,27 @@ class LoopKey(NamedTuple):
     compiled: bool
     n_params: int
     """Settings passed after the position."""
-    depth: Depth
-    """The declared halo: the top and left offsets the loop's fast copy has as literals."""
+    left: int
+    """The declared halo on the left: the column offset the loop's fast copy has as a
+    literal."""
 
 
 def _driver_source(key: LoopKey) -> str:
     """The loop that calls a kernel on every pixel of a block.
 
-    It has two copies of the loop: one for blocks whose halo is the declared ``depth`` on the
-    top and left (every block but those at the edge with boundary ``none``), with the offsets
-    written as literals, and one that takes them at run time. With literal offsets and the
-    settings passed one by one (not ``*params``), LLVM can prove the kernel's indices are
-    never negative, drops numba's wraparound checks and vectorises the loop: for slope it
-    runs four to five times faster, with the same bits.
+    It has two copies of the loop: one for blocks whose left halo is the declared one (every
+    block but those at the left edge with boundary ``none``), with the column offset written
+    as a literal, and one that takes it at run time. With a literal column offset and the
+    settings passed one by one (not ``*params``), LLVM can prove the kernel's column indices
+    are never negative, drops numba's wraparound checks from the inner loop and vectorises
+    it: for slope it runs four to five times faster, with the same bits. (The row offset,
+    constant along a row, costs nothing at run time.)
     """
     names = [f"a{k}" for k in range(key.n_inputs)]
     settings = [f"params[{k}]" for k in range(key.n_params)]
 
-    def loop(r0: str, r1: str) -> str:
-        row = f"i + {r0}" if r0 != "0" else "i"
+    def loop(r1: str) -> str:
+        row = "i + r0"
         col = f"j + {r1}" if r1 != "0" else "j"
         if key.kind == "pointwise":
             values = [f"{a}[{row}, {col}]" for a in names]
@@ -468,11 +498,10 @@ def _driver_source(key: LoopKey) -> str:
                 res = {call}
                 {store}"""
 
-    dy, dx = key.depth
     return f"""
 def driver(kernel, {", ".join(names)}, out, r0, r1, y0, x0, params):
-    if r0 == {dy} and r1 == {dx}:{loop(str(dy), str(dx))}
-    else:{loop("r0", "r1")}
+    if r1 == {key.left}:{loop(str(key.left))}
+    else:{loop("r1")}
     return out
 """
 

@@ -283,7 +283,7 @@ class StepNode(Node):
             peak = max(peak, held + inner + assembling)
             held += padded
         temporaries = (
-            self.func.temporary_nbytes(window.size)
+            self.func.temporary_nbytes(window.shape)
             if hasattr(self.func, "temporary_nbytes")
             else TEMPORARIES * covered.size * 8
         )
