@@ -280,6 +280,15 @@ def test_apply_compiles_the_loop_a_run_uses(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- built-ins
 
 
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=50))
+def test_slope_finish_is_numpys_degrees_of_arctan_bit_for_bit(values: list[float]) -> None:
+    from pipeline.ops.terrain_kernels import degrees_of_arctan
+
+    tangents = np.array(values)
+    expected = np.degrees(np.arctan(tangents))
+    np.testing.assert_array_equal(degrees_of_arctan(tangents.copy()), expected)
+
+
 def plane(east: float, south: float, shape: tuple[int, int] = (9, 11)) -> np.ndarray:
     y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
     return 100.0 + east * x + south * y
