@@ -143,6 +143,27 @@ def test_resume_detects_a_damaged_chunk_and_computes_its_block_again(tmp_path: P
     assert chunk_bytes(tmp_path / "out.zarr") == chunk_bytes(tmp_path / "clean.zarr")
 
 
+def test_records_checksum_the_bytes_written_without_reading_chunks_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zlib
+
+    from pipeline.io import zarr_
+
+    def no_read_back(path: Path) -> int | None:
+        msg = f"{path} was read back to checksum it"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(zarr_, "_checksum", no_read_back)
+    image = np.random.default_rng(4).random((150, 260)).astype(np.float32)
+    pipeline.save(pipeline.open_image(image, chunks=(64, 128)), tmp_path / "o.zarr", progress=False)
+    records = list((tmp_path / "o.zarr" / DONE_DIR / "0").iterdir())
+    sums = {k: v for r in records for k, v in json.loads(r.read_text()).items()}
+    assert len(records) == 3 * 3 and len(sums) == 3 * 3
+    for key, crc in sums.items():
+        assert crc == zlib.crc32((tmp_path / "o.zarr" / key).read_bytes()), key
+
+
 def test_resume_of_a_changed_run_is_refused_saying_what_changed(tmp_path: Path) -> None:
     dem = write_dem(tmp_path / "dem.tif", (120, 120), tile=(48, 48))
     image = pipeline.open_image(dem, chunks=40)

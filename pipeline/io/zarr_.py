@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+import threading
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -268,17 +269,58 @@ def directory_size(path: Path) -> int:
 # --------------------------------------------------------------------------- writing
 
 
+@functools.cache
+def _checksum_store_class() -> type[Any]:
+    """A zarr store class (made on first use: importing zarr is slow, and ``--help`` must not)
+    that wraps the output's LocalStore and remembers the CRC32 of every chunk it wrote."""
+    import asyncio
+
+    from zarr.storage import WrapperStore
+
+    class ChecksumStore(WrapperStore[Any]):
+        """Computing a chunk's checksum from the bytes as they are written spares reading
+        every chunk file back for its block's record (a second pass through memory over
+        everything written, and as many fresh buffers)."""
+
+        def __init__(self, store: Any, sums: dict[str, int] | None = None) -> None:
+            super().__init__(store)
+            self.sums: dict[str, int] = {} if sums is None else sums
+
+        def _with_store(self, store: Any) -> Any:
+            return type(self)(store, self.sums)
+
+        async def set(self, key: str, value: Any) -> None:
+            await self._store.set(key, value)
+            data = value.as_numpy_array()
+            self.sums[key] = await asyncio.to_thread(zlib.crc32, data)
+
+    return ChecksumStore
+
+
+_WRITABLE_LOCK = threading.Lock()
+
+
+def _writable(root: str, array_path: str, run_id: str) -> tuple[zarr.Array[Any], Any]:
+    """The output array opened for writing in this process, and its checksumming store: one
+    pair per process (threads that start together must not open one each, or a block's
+    record would look for its checksums in another thread's store)."""
+    with _WRITABLE_LOCK:
+        return _open_writable(root, array_path, run_id)
+
+
 @functools.lru_cache(maxsize=16)
-def _writable_array(root: str, array_path: str, run_id: str) -> zarr.Array[Any]:
+def _open_writable(root: str, array_path: str, run_id: str) -> tuple[zarr.Array[Any], Any]:
     import zarr
+    from zarr.storage import LocalStore
 
     del run_id
-    array = zarr.open_array(store=root, path=array_path, mode="r+")
+    store = _checksum_store_class()(LocalStore(root))
+    array = zarr.open_array(store=store, path=array_path, mode="r+")
     # Every block is written whole, so zarr's check for chunks that are all fill value (which
     # it would not store) only costs time: a comparison of each chunk with the fill value, made
     # one chunk after the other on zarr's single I/O thread, that serialised the workers' writes
     # (0.15 s of every 24 Mpx run). An all-NaN chunk is stored, compressed to a few bytes.
-    return array.with_config({"write_empty_chunks": True})
+    return array.with_config({"write_empty_chunks": True}), store
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +377,7 @@ class ZarrTarget:
         zarr (3.1.3 and later) writes each chunk to a temporary file and renames it, so a
         chunk on disk is always whole: old or new, never half written.
         """
-        array = _writable_array(str(self.path), self.array_path, self.run_id)
+        array, _ = _writable(str(self.path), self.array_path, self.run_id)
         ys, xs = window.to_slices()
         if len(self.shape) == 3:
             array[:, ys, xs] = np.moveaxis(block, -1, 0)
@@ -357,12 +399,17 @@ class ZarrTarget:
         ]
 
     def mark_done(self, index: tuple[int, int], window: Window) -> None:
-        """Record block ``index`` as written, with a checksum of each of its chunk files.
+        """Record block ``index`` as written, with the CRC32 of each of its chunk files.
 
-        Called only after the block's write returned, so a recorded block is on disk; a chunk
-        zarr did not store (all fill value) is recorded as absent.
+        Called only after the block's write returned, so a recorded block is on disk. The
+        checksums are those of the bytes this process's store just wrote (the file is read
+        only for a chunk it did not write); a chunk that is not on disk is recorded as absent.
         """
-        sums = {key: _checksum(self.path / key) for key in self.chunk_files(window)}
+        _, store = _writable(str(self.path), self.array_path, self.run_id)
+        sums = {
+            key: store.sums.pop(key) if key in store.sums else _checksum(self.path / key)
+            for key in self.chunk_files(window)
+        }
         record = self.path / DONE_DIR / self.array_path / f"{index[0]}.{index[1]}"
         _atomic_text(record, json.dumps(sums))
 
