@@ -492,6 +492,8 @@ def plan(
         raise ArgumentError(msg)
     check_scheduler(scheduler, workers)
     program = program_of(array)
+    # The scheduler first: memory is projected and checked for the processes that will run.
+    scheduler = _scheduler_for(program, scheduler)
     threads, concurrent = _parallelism(scheduler, workers, threads_per_worker)
     budget, budget_source = _memory_budget(scheduler, memory_limit, concurrent // threads)
     choice = None
@@ -509,6 +511,7 @@ def plan(
             memory=lambda block: _worker_bytes(root, block, threads),
             budget=budget,
             workers=concurrent,
+            budget_source=budget_source,
         )
         array = program.regrid(ChunkGrid.regular(array.shape, choice.block))
         program = program_of(array)
@@ -534,16 +537,6 @@ def plan(
         )
         raise MemoryBudgetError(msg)
     target_path = Path(target).expanduser()
-    if program is not None and scheduler in (None, "threads"):
-        held = [s.label for s in _steps(program.root) if s.gil_bound]
-        if held:
-            warnings.warn(
-                f"{', '.join(held)} runs as plain Python, which holds the GIL: running in "
-                "processes instead of threads, which would take turns",
-                PerformanceWarning,
-                stacklevel=3,
-            )
-            scheduler = "processes"
     if program is not None:
         _check_not_inside_inputs(target_path, program.root)
     _check_output(target_path, overwrite=overwrite, resume=resume)
@@ -569,6 +562,22 @@ def plan(
         downsample=downsample,
         ngff=ngff,
     )
+
+
+def _scheduler_for(program: Program | None, scheduler: Any) -> Any:
+    """``scheduler``, or ``"processes"`` where threads would take turns on the GIL."""
+    if program is None or scheduler not in (None, "threads"):
+        return scheduler
+    held = [s.label for s in _steps(program.root) if s.gil_bound]
+    if not held:
+        return scheduler
+    warnings.warn(
+        f"{', '.join(held)} runs as plain Python, which holds the GIL: running in "
+        "processes instead of threads, which would take turns",
+        PerformanceWarning,
+        stacklevel=4,
+    )
+    return "processes"
 
 
 BASELINE_BYTES = 256 * 2**20

@@ -6,18 +6,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pipeline.units import format_bytes
+
 __all__ = ["BlockStats", "RunReport", "format_bytes"]
-
-
-def format_bytes(n: float | None) -> str:
-    """``1.5 GB`` style, decimal units."""
-    if n is None:
-        return "n/a"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError  # unreachable
 
 
 @dataclass(frozen=True, slots=True)

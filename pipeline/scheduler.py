@@ -211,6 +211,9 @@ def _local_cluster(
         ) as cluster,
         Client(cluster, set_as_default=False) as client,
     ):
+        from pipeline.worker_logs import QuietReportedFailures
+
+        client.register_plugin(QuietReportedFailures())
         ex = _client_executor(client)
         ex.name = "distributed"
         yield ex

@@ -428,16 +428,19 @@ def test_bad_override_is_located_on_the_command_line(
 # ----------------------------------------------------------------------------- failures
 
 
-def test_failure_in_the_function_names_the_block_and_shows_its_traceback(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads", "processes", "distributed"])
+def test_failure_in_the_function_names_the_block_and_shows_its_traceback(
+    tmp_path: Path, scheduler: str
+) -> None:
     write_dem(tmp_path / "dem.tif", (230, 310), tile=(64, 64))
     write_config(
         tmp_path,
-        """\
+        f"""\
         input: dem.tif
         steps:
           - function: kernels.py:broken
-        output: {path: o.zarr, chunks: [100, 100]}
-        compute: {scheduler: processes, workers: 2}
+        output: {{path: o.zarr, chunks: [100, 100]}}
+        compute: {{scheduler: {scheduler}, workers: 2}}
         """,
     )
     done = run_cli("run", "run.yaml", "--quiet", cwd=tmp_path)
@@ -445,9 +448,13 @@ def test_failure_in_the_function_names_the_block_and_shows_its_traceback(tmp_pat
     lines = done.stderr.splitlines()
     assert lines[0].startswith("error: kernels.py:broken failed on the block at pixels [")
     assert "the terrain is too steep here" in lines[0]
-    assert any('kernels.py", line 17, in broken' in line for line in lines[1:])
+    # The user's file by its real name, the line, and the line's source, from the worker.
+    where = f'File "{(tmp_path / "kernels.py").resolve()}", line 17, in broken'
+    at = next(k for k, line in enumerate(lines) if line.strip() == where)
+    assert lines[at + 1].strip() == 'raise ZeroDivisionError("the terrain is too steep here")'
     assert lines[-1] == "ZeroDivisionError: the terrain is too steep here"
     assert "pipeline/ops/program.py" not in done.stderr, "our frames only with --debug"
+    assert "<dynamic-code>" not in done.stderr
     debug = run_cli("run", "run.yaml", "--quiet", "--overwrite", "--debug", cwd=tmp_path)
     assert "pipeline/ops/program.py" in debug.stderr
 

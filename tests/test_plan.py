@@ -8,12 +8,12 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import pipeline
 from pipeline.demo import write_dem
-from pipeline.errors import ArgumentError, MemoryBudgetError
+from pipeline.errors import MemoryBudgetError, PerformanceWarning
 from pipeline.grid import Window, choose_blocks, divide_for_storage, halo_overhead
 from pipeline.grid.sizing import LARGEST, MAX_OVERHEAD, TASKS_PER_WORKER
 from pipeline.io import create_target
@@ -106,13 +106,37 @@ def test_a_run_over_its_memory_budget_is_refused_with_both_numbers(
 
 def test_a_budget_no_block_fits_is_refused() -> None:
     with pytest.raises(
-        ArgumentError,
-        match=r"even blocks of 64x64 project 1.00 GB per worker, "
-        r"over the budget of 0.50 GB",
+        MemoryBudgetError,
+        match=r"even blocks of one storage unit, 64x64, project 1.0 GB per worker, "
+        r"over the budget of 500.0 MB; raise the memory limit \(compute.memory_limit\)",
     ):
         choose_blocks(
             (1000, 1000), (64, 64), (1, 1), memory=lambda b: 10**9, budget=5 * 10**8, workers=2
         )
+
+
+def test_issue_narrow_blocks_fit_where_square_ones_do_not() -> None:
+    # Hypothesis found it: 2x2 blocks were the smallest tried, although 2x1 blocks fit.
+    def memory(block: tuple[int, int]) -> int:
+        return (block[0] + 72) * (block[1] + 82) * 169
+
+    choice = choose_blocks((3, 2), (2, 1), (36, 41), memory=memory, budget=2**20, workers=1)
+    assert choice.block == (2, 1)
+    assert choice.memory <= 2**20 < memory((2, 2))
+
+
+def test_narrow_blocks_are_only_a_fallback() -> None:
+    # With room for square-ish blocks, a tight budget still gets the largest of those.
+    choice = choose_blocks(
+        (4096, 4096),
+        (256, 256),
+        (1, 1),
+        memory=lambda b: b[0] * b[1] * 40,
+        budget=50 * 2**20,
+        workers=2,
+    )
+    assert choice.block[0] == choice.block[1]
+    assert choice.memory <= 50 * 2**20
 
 
 @pytest.mark.parametrize("function", [slope, terrain.slope], ids=["kernel", "numpy"])
@@ -136,6 +160,7 @@ def test_projected_task_memory_bounds_what_a_task_allocates(dem: Path, function:
     assert projected <= 6 * max(peak, 256 * 256 * 4), "and not a wild one"
 
 
+@example(h=3, w=2, unit=(2, 1), halo=(36, 41), per_pixel=169, budget_mb=1, workers=1)
 @given(
     h=st.integers(1, 5000),
     w=st.integers(1, 5000),
@@ -160,9 +185,9 @@ def test_chosen_blocks_fit_the_budget_and_the_units(
     budget = budget_mb * 2**20
     try:
         choice = choose_blocks((h, w), unit, halo, memory=memory, budget=budget, workers=workers)
-    except ArgumentError:
+    except MemoryBudgetError:
         smallest = (min(unit[0], h), min(unit[1], w))
-        assert memory(smallest) > budget
+        assert memory(smallest) > budget, "a block of one unit fits: the planner must find it"
         return
     by, bx = choice.block
     assert choice.memory <= budget
@@ -188,3 +213,40 @@ def test_in_memory_inputs_are_not_regridded(tmp_path: Path) -> None:
     checked = pipeline.plan(pipeline.apply(np.negative, image), tmp_path / "o.zarr")
     assert checked.choice is None
     assert checked.grid.chunk_shape == (100, 100)
+
+
+def _plain_python(value: float) -> float:
+    return float(len(repr(value)))
+
+
+def _uncompiled_step(tmp_path: Path) -> da.Array:
+    @pipeline.pointwise(uncompiled=True)
+    def digits(value: float) -> float:
+        return _plain_python(value)  # a Python function numba cannot call
+
+    image = pipeline.open_image(write_dem(tmp_path / "d.tif", (64, 64), tile=(32, 32)))
+    with pytest.warns(PerformanceWarning, match="uncompiled, as asked"):
+        return pipeline.apply(digits, image)
+
+
+def test_issue_a_gil_bound_step_is_budgeted_for_the_processes_it_runs_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The switch to processes came after the memory check, which counted one process with two
+    # threads: the second process's runtime and tile cache were never counted.
+    from pipeline import planning
+
+    lazy = _uncompiled_step(tmp_path)
+    process = planning._process_bytes()
+    with pytest.warns(PerformanceWarning, match="running in processes"):
+        checked = pipeline.plan(lazy, tmp_path / "o.zarr", workers=2)
+    assert checked.scheduler == "processes"
+    assert checked.memory_per_worker == planning._worker_total(checked.memory_per_task, 1)
+    assert "shared by 2 processes" in checked.budget_source
+    # Room for one process holding two tasks, not for two processes of one task each.
+    monkeypatch.setattr(planning, "available_memory", lambda: int(1.1 * process / 0.6))
+    with (
+        pytest.warns(PerformanceWarning, match="running in processes"),
+        pytest.raises(MemoryBudgetError, match=r"shared by 2 processes"),
+    ):
+        pipeline.plan(lazy, tmp_path / "p.zarr", workers=2)

@@ -9,7 +9,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pipeline.errors import ArgumentError
+from pipeline.errors import MemoryBudgetError
+from pipeline.units import format_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -75,6 +76,20 @@ def _candidates(shape: tuple[int, int], unit: tuple[int, int]) -> list[tuple[int
     return seen
 
 
+def _narrower(
+    block: tuple[int, int], shape: tuple[int, int], unit: tuple[int, int]
+) -> list[tuple[int, int]]:
+    """Shapes of whole units no larger than ``block`` along either axis, one unit upwards
+    (1, 2, 4, ... units and the whole ``block``): for budgets too tight for square-ish ones."""
+    sides = []
+    for size, stored, extent in zip(block, unit, shape, strict=True):
+        u = min(stored, extent)
+        counts = {math.ceil(size / u)}
+        counts.update(c for c in (2**k for k in range(32)) if c * u < size)
+        sides.append(sorted(min(c * u, extent) for c in counts))
+    return [(by, bx) for by in sides[0] for bx in sides[1]]
+
+
 def _tasks(shape: tuple[int, int], block: tuple[int, int]) -> int:
     return math.ceil(shape[0] / block[0]) * math.ceil(shape[1] / block[1])
 
@@ -87,29 +102,37 @@ def choose_blocks(
     memory: Callable[[tuple[int, int]], int],
     budget: int,
     workers: int,
+    budget_source: str = "",
 ) -> BlockChoice:
     """The block shape for a run.
 
     Candidates are made of whole ``unit`` s (storage tiles, or stored chunks). Of those whose
     projected ``memory`` per worker fits the ``budget``, prefer halo overhead under
     :data:`MAX_OVERHEAD`, then the largest block (up to :data:`LARGEST`) that still gives every
-    worker :data:`TASKS_PER_WORKER` tasks, else the block giving the most tasks. Raises
-    :class:`ArgumentError` when no block fits the budget.
+    worker :data:`TASKS_PER_WORKER` tasks, else the block giving the most tasks. Square-ish
+    candidates come first; narrower ones are tried only when none of those fits. Raises
+    :class:`~pipeline.errors.MemoryBudgetError` when not even one ``unit`` fits the budget,
+    saying where the budget comes from (``budget_source``).
     """
-    options = []
-    for block in _candidates(shape, unit):
-        overhead = halo_overhead(block, halo, shape)
-        options.append((block, _tasks(shape, block), overhead, memory(block)))
+
+    def evaluate(blocks: list[tuple[int, int]]) -> list[tuple[tuple[int, int], int, float, int]]:
+        return [(b, _tasks(shape, b), halo_overhead(b, halo, shape), memory(b)) for b in blocks]
+
+    options = evaluate(_candidates(shape, unit))
     fitting = [o for o in options if o[3] <= budget]
+    if not fitting:  # square-ish blocks re-read the least halo; narrower ones may still fit
+        fitting = [o for o in evaluate(_narrower(options[0][0], shape, unit)) if o[3] <= budget]
     if not fitting:
-        smallest = options[0]
+        by, bx = min(unit[0], shape[0]), min(unit[1], shape[1])
         msg = (
-            f"even blocks of {smallest[0][0]}x{smallest[0][1]} project "
-            f"{smallest[3] / 1e9:.2f} GB per worker, over the budget of {budget / 1e9:.2f} GB; "
-            "raise the memory limit (compute.memory_limit), use fewer threads per worker, or "
-            "reduce what each block holds"
+            f"even blocks of one storage unit, {by}x{bx}, project {format_bytes(memory((by, bx)))} "
+            f"per worker, over the budget of {format_bytes(budget)}"
+            + (f" ({budget_source})" if budget_source else "")
+            + "; raise the memory limit "
+            "(compute.memory_limit), use fewer threads per worker, or reduce what each block "
+            "holds"
         )
-        raise ArgumentError(msg)
+        raise MemoryBudgetError(msg)
     lean = [o for o in fitting if o[2] <= MAX_OVERHEAD]
     if not lean:
         block, tasks, overhead, mem = min(fitting, key=lambda o: o[2])

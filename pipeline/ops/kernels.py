@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 import numpy as np
 
 from pipeline.errors import ArgumentError, KernelCompileError, PerformanceWarning
+from pipeline.ops.shipping import USER_MODULE_PREFIX, by_reference
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,8 +45,6 @@ __all__ = ["Kernel", "KernelBlock", "KernelKind", "neighbourhood", "pointwise", 
 KernelKind = Literal["pointwise", "neighbourhood"]
 
 _FIXED = {"pointwise": 0, "neighbourhood": 2}  # (i, j) after the arrays
-USER_MODULE_PREFIX = "pipeline_user_"
-"""Module names given to Python files that configs name (see ``ops.registry``)."""
 Depth = tuple[int, int]
 _DRIVERS: dict[LoopKey, Any] = {}
 _COMPILED: dict[str, Any] = {}
@@ -108,11 +107,11 @@ class Kernel:
         return self.func(*args, **kwargs)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # cloudpickle ships a function from a file (registered by value) as code, even when
-        # the distributed scheduler pickles the task with the standard pickler.
+        # cloudpickle, even where the distributed scheduler pickles with the standard pickler
+        # first: functions from a config's file go as references into its source.
         import cloudpickle
 
-        state = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        state = {f: by_reference(getattr(self, f)) for f in self.__dataclass_fields__}
         return (_restore_kernel, (cloudpickle.dumps(state),))
 
     @property

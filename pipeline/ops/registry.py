@@ -1,24 +1,21 @@
 """Functions by name: the built-ins, ``package.module:function`` and ``file.py:function``.
 
-A function loaded from a file is registered with cloudpickle to travel by value, so that
-process and cluster workers, which cannot import the file, still run it.
+A function loaded from a file travels to process and cluster workers, which cannot import the
+file, as a reference into the file's source (:mod:`pipeline.ops.shipping`).
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import importlib
-import importlib.util
 import inspect
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import FunctionLoadError, did_you_mean
 from pipeline.ops import terrain_kernels
-from pipeline.ops.kernels import USER_MODULE_PREFIX, Kernel
+from pipeline.ops.kernels import Kernel
+from pipeline.ops.shipping import FileFunction, load_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -66,38 +63,6 @@ BUILTINS: dict[str, FunctionSpec] = {
 boundary."""
 
 
-class ByValue:
-    """A function that pickles by value, whatever pickler is used.
-
-    cloudpickle ships a module registered with ``register_pickle_by_value`` by value, but the
-    distributed scheduler tries the standard pickler first, which would send a reference to a
-    module the workers cannot import; ``__reduce__`` makes both send the code.
-    """
-
-    def __init__(self, func: Callable[..., Any], label: str = "") -> None:
-        self.func = func
-        functools.update_wrapper(self, func)
-        self.pipeline_label = label or getattr(func, "__name__", repr(func))
-        """How messages name the function: ``file.py:function``."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.func(*args, **kwargs)
-
-    def __reduce__(self) -> tuple[Callable[[bytes, str], ByValue], tuple[bytes, str]]:
-        import cloudpickle
-
-        return (_unpickle, (cloudpickle.dumps(self.func), self.pipeline_label))
-
-    def __repr__(self) -> str:
-        return f"ByValue({self.func!r})"
-
-
-def _unpickle(payload: bytes, label: str) -> ByValue:
-    import pickle
-
-    return ByValue(pickle.loads(payload), label)  # noqa: S301 - our own payload, from the client
-
-
 def resolve_function(ref: str, base_dir: Path | None = None) -> FunctionSpec:
     """The function ``ref`` names: a built-in, ``module:function`` or ``file.py:function``
     (relative to ``base_dir``)."""
@@ -139,39 +104,23 @@ def resolve_function(ref: str, base_dir: Path | None = None) -> FunctionSpec:
         msg = f"{ref} is a {type(func).__name__}, not a function"
         raise FunctionLoadError(msg)
     if from_file and not isinstance(func, Kernel):  # a Kernel ships itself by value
-        func = ByValue(func, f"{Path(module_ref).name}:{attr}")
+        func = FileFunction(func, f"{Path(module_ref).name}:{attr}")
     return FunctionSpec(func=func, name=attr)
 
 
 def _load_file(path: Path, base_dir: Path | None) -> Any:
-    """Import a Python file by path, once per resolved path, shipping its code by value."""
-    import cloudpickle
-
+    """Load a Python file by path; its functions travel to workers as references into its
+    source (see :mod:`pipeline.ops.shipping`)."""
     full = (base_dir / path if base_dir and not path.is_absolute() else path).resolve()
     if not full.is_file():
         where = f" (relative to {base_dir})" if base_dir and not path.is_absolute() else ""
         msg = f"function file {path} not found{where}; check the path"
         raise FunctionLoadError(msg)
-    digest = hashlib.sha1(str(full).encode(), usedforsecurity=False).hexdigest()[:10]
-    name = f"{USER_MODULE_PREFIX}{full.stem}_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, full)
-    if spec is None or spec.loader is None:
-        msg = f"cannot load {full} as Python code"
-        raise FunctionLoadError(msg)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    # No __pycache__ beside a config's file: a run writes nothing outside its output.
-    previous, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
-        spec.loader.exec_module(module)
+        return load_file(full)
+    except UnicodeDecodeError as exc:
+        msg = f"cannot load {full} as Python code: it is not UTF-8 text ({exc.reason})"
+        raise FunctionLoadError(msg) from exc
     except Exception as exc:
-        del sys.modules[name]
         msg = f"importing {full} failed: {type(exc).__name__}: {exc}"
         raise FunctionLoadError(msg) from exc
-    finally:
-        sys.dont_write_bytecode = previous
-    # Workers cannot import a file by path: send its functions by value instead.
-    cloudpickle.register_pickle_by_value(module)
-    return module
