@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.ops.kernels import Kernel
 from pipeline.ops.registry import resolve_function
-from pipeline.ops.shipping import FileFunction, ShippedModule, SourceRef, by_reference
+from pipeline.ops.shipping import FileFunction, ShippedModule, SourceRef, shippable
 
 SOURCE = '''\
 import numpy as np
@@ -76,7 +76,7 @@ def test_a_file_function_shows_its_file_and_line_in_a_process_without_the_file(
     assert "SOURCE def boom(block):" in out
 
 
-def test_a_kernel_from_a_file_travels_by_reference_and_shares_its_module(kernels: Path) -> None:
+def test_a_kernel_from_a_file_travels_shippable_and_shares_its_module(kernels: Path) -> None:
     kernel = resolve_function("kernels.py:peak", kernels.parent).func
     assert isinstance(kernel, Kernel)
     clone = pickle.loads(pickle.dumps(kernel))
@@ -98,8 +98,8 @@ def test_an_edited_file_is_a_new_module_and_an_unchanged_one_loads_once(kernels:
 
 
 def test_objects_not_from_a_shipped_module_pickle_as_usual() -> None:
-    assert by_reference(np.sqrt) is np.sqrt
-    assert by_reference(len) is len
+    assert shippable(np.sqrt) is np.sqrt
+    assert shippable(len) is len
 
 
 def test_a_source_ref_resolves_after_loading_its_module(tmp_path: Path) -> None:
@@ -109,3 +109,71 @@ def test_a_source_ref_resolves_after_loading_its_module(tmp_path: Path) -> None:
     func = pickle.loads(pickle.dumps(ref))
     assert func() == 42
     assert func.__module__ == ref.module.name
+
+
+SCRIPT = """\
+import sys
+import dask.array as da
+import numpy as np
+import pipeline
+
+
+def helper(block):
+    return block / 0.0 if block.min() > 1e9 else np.log(-1 - block.max())
+
+
+def broken(block):
+    if block.max() < 1e9:
+        raise ArithmeticError("negative relief")
+    return helper(block)
+
+
+if __name__ == "__main__":
+    image = da.zeros((40, 60), np.float32, chunks=20)
+    result = pipeline.apply(broken, image)
+    try:
+        pipeline.save(result, sys.argv[2], scheduler=sys.argv[1], workers=2, progress=False)
+    except pipeline.errors.BlockFunctionError as exc:
+        print(exc.function_traceback)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads", "processes", "distributed"])
+def test_a_scripts_function_shows_its_file_and_line_on_every_scheduler(
+    tmp_path: Path, scheduler: str
+) -> None:
+    # The seed's own path: a function in the user's script, saved from its __main__ guard.
+    script = tmp_path / "geometry.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), scheduler, str(tmp_path / "o.zarr")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        timeout=240,
+    )
+    lines = done.stdout.strip().splitlines()
+    at = lines.index(f'  File "{script}", line 13, in broken')
+    assert lines[at + 1].strip() == 'raise ArithmeticError("negative relief")'
+    assert lines[-1] == "ArithmeticError: negative relief"
+    assert "<dynamic-code>" not in done.stdout + done.stderr
+
+
+def test_a_main_function_travels_with_its_file_name_and_lines() -> None:
+    import linecache
+
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    filename = "/nonexistent/notebook-cell-7.py"
+    source = "def f(x):\n    inner = lambda y: y / 0\n    return inner(x)\n"
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - as a notebook does
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    func = namespace["f"]
+    payload = cloudpickle.dumps(shippable(func))
+    del linecache.cache[filename]
+    clone = pickle.loads(payload)
+    assert clone.__code__.co_filename == filename
+    nested = [c for c in clone.__code__.co_consts if hasattr(c, "co_filename")]
+    assert [c.co_filename for c in nested] == [filename]
+    assert linecache.getline(filename, 2).strip() == "inner = lambda y: y / 0"

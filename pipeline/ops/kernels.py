@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 import numpy as np
 
 from pipeline.errors import ArgumentError, KernelCompileError, PerformanceWarning
-from pipeline.ops.shipping import USER_MODULE_PREFIX, by_reference
+from pipeline.ops.shipping import USER_MODULE_PREFIX, shippable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -108,10 +108,10 @@ class Kernel:
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # cloudpickle, even where the distributed scheduler pickles with the standard pickler
-        # first: functions from a config's file go as references into its source.
+        # first; the user's functions so that a worker shows their file and lines.
         import cloudpickle
 
-        state = {f: by_reference(getattr(self, f)) for f in self.__dataclass_fields__}
+        state = {f: shippable(getattr(self, f)) for f in self.__dataclass_fields__}
         return (_restore_kernel, (cloudpickle.dumps(state),))
 
     @property

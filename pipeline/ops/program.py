@@ -31,6 +31,7 @@ from pipeline.grid import (
     padded_windows,
     unsafe_cast_reason,
 )
+from pipeline.ops.shipping import shippable
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -215,6 +216,12 @@ def _function_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
+def _restore_node(cls: type[Node], state: dict[str, Any]) -> Node:
+    node = object.__new__(cls)
+    node.__dict__.update(state)  # frozen: set as unpickling does, without __init__
+    return node
+
+
 def describe_function(func: Callable[..., Any]) -> str:
     """``module.qualname`` of a function (``file.py:name`` for one loaded from a file), for
     messages and task names."""
@@ -253,6 +260,10 @@ class StepNode(Node):
     @property
     def token(self) -> str:
         return f"{self.step_token}({','.join(i.token for i in self.inputs)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The user's function travels so that a worker shows its file and lines.
+        return (_restore_node, (type(self), dict(vars(self), func=shippable(self.func))))
 
     def leaf_reads(self, window: Window) -> Iterator[tuple[Node, Window]]:
         _, pieces = padded_windows(window.pad(self.depth), self.image_shape, self.boundary)

@@ -11,6 +11,11 @@ under the real file name, once, and puts its lines in :mod:`linecache`: tracebac
 ``inspect`` and debuggers see ``kernels.py`` and its lines on every scheduler, whatever a
 pickler does with code objects. A function of such a module pickles as a reference into it
 (:class:`SourceRef`), which also keeps the module's globals shared, as an import would.
+
+A function defined in a script's ``__main__`` or a notebook cell cannot be compiled again
+(running a script again on a worker would run the whole script), so it still travels by value,
+with its file name and lines beside it (:class:`WithSource`): the worker gives its code, and
+that of the functions of ``__main__`` it calls, its real file name back.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ import linecache
 import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
+from types import CodeType, FunctionType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
     from types import ModuleType
 
 __all__ = [
@@ -35,8 +41,9 @@ __all__ = [
     "FileFunction",
     "ShippedModule",
     "SourceRef",
-    "by_reference",
+    "WithSource",
     "load_file",
+    "shippable",
 ]
 
 USER_MODULE_PREFIX = "pipeline_user_"
@@ -160,15 +167,57 @@ def _locate(module: ModuleType, obj: object) -> tuple[str, ...] | None:
     return None
 
 
-def by_reference(obj: Any) -> Any:
-    """A :class:`SourceRef` that pickles in place of ``obj`` when ``obj`` is defined in a
-    shipped module and can be found in it; else ``obj`` itself (pickled as usual: by
-    reference when importable, else by value)."""
+def shippable(obj: Any) -> Any:
+    """What pickles in place of ``obj`` so that a worker shows its file and lines: a
+    :class:`SourceRef` for an object of a shipped module, a :class:`WithSource` for a
+    function of a script or notebook (``__main__``), else ``obj`` itself (importable: pickled
+    by reference)."""
     shipped = shipped_module_of(obj)
-    if shipped is None:
-        return obj
-    path = _locate(shipped.load(), obj)
-    return obj if path is None else SourceRef(shipped, path)
+    if shipped is not None:
+        path = _locate(shipped.load(), obj)
+        return obj if path is None else SourceRef(shipped, path)
+    if isinstance(obj, FunctionType) and obj.__module__ in ("__main__", "__mp_main__"):
+        return WithSource(obj)
+    return obj
+
+
+@dataclass(frozen=True)
+class WithSource:
+    """A function of ``__main__``: pickled by value (cloudpickle), with its file's name and
+    lines; unpickled as the function, its code under that file name again."""
+
+    func: FunctionType
+    """The function."""
+
+    def __reduce__(self) -> tuple[Callable[..., FunctionType], tuple[bytes, str, tuple[str, ...]]]:
+        import cloudpickle
+
+        filename = self.func.__code__.co_filename
+        lines = tuple(linecache.getlines(filename, self.func.__globals__))
+        return (_with_source, (cloudpickle.dumps(self.func), filename, lines))
+
+
+def _with_source(payload: bytes, filename: str, lines: tuple[str, ...]) -> FunctionType:
+    import pickle
+
+    func: FunctionType = pickle.loads(payload)  # noqa: S301 - our own payload, from the client
+    # Functions of the same module that came in the same payload share its globals.
+    for value in [func, *func.__globals__.values()]:
+        if (
+            isinstance(value, FunctionType)
+            and value.__globals__ is func.__globals__
+            and value.__code__.co_filename != filename
+        ):
+            value.__code__ = _renamed(value.__code__, filename)
+    if lines and not Path(filename).exists():  # a notebook's cell, or another machine
+        linecache.cache[filename] = (sum(map(len, lines)), None, list(lines), filename)
+    return func
+
+
+def _renamed(code: CodeType, filename: str) -> CodeType:
+    """``code`` and the code nested in it (inner functions, lambdas) under ``filename``."""
+    consts = tuple(_renamed(c, filename) if isinstance(c, CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
 
 
 class FileFunction:
@@ -187,7 +236,7 @@ class FileFunction:
     def __reduce__(self) -> tuple[Callable[[Any, str], FileFunction], tuple[Any, str]]:
         # The distributed scheduler pickles with the standard pickler first; this reduction
         # makes it, and cloudpickle, send the reference rather than whatever they would.
-        return (FileFunction, (by_reference(self.func), self.pipeline_label))
+        return (FileFunction, (shippable(self.func), self.pipeline_label))
 
     def __repr__(self) -> str:
         return f"FileFunction({self.pipeline_label})"
