@@ -21,17 +21,18 @@ def test_readme_opens_with_exactly_two_commands() -> None:
     assert len(first) == 2
     assert README.index("```bash") < README.index("\n## ")
     demo, tests = first
-    assert "pip install -e ." in demo
+    assert "pip install -c requirements-lock.txt -e ." in demo
     assert demo.endswith("pipeline run configs/demo.yaml")
-    assert 'pip install -e ".[dev]"' in tests and tests.endswith("python -m pytest")
+    assert 'pip install -c requirements-lock.txt -e ".[dev]"' in tests
+    assert tests.endswith("python -m pytest")
 
 
 def test_ci_installs_and_tests_as_the_readme_says() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     tests = code_blocks("bash")[0].strip().splitlines()[1]
-    install = re.search(r"pip install -e \"\.\[dev\]\"", tests)
+    install = re.search(r"pip install -c requirements-lock.txt -e \"\.\[dev\]\"", tests)
     assert install is not None
-    assert '.venv/bin/pip install -q -e ".[dev]"' in ci
+    assert '.venv/bin/pip install -q -c requirements-lock.txt -e ".[dev]"' in ci
     assert ".venv/bin/python -m pytest" in ci
     assert "ruff check" in ci and "ruff format --check" in ci
 
@@ -48,3 +49,13 @@ def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     out = pipeline.open_image(tmp_path / "out/example/slope.zarr").compute()
     assert out.shape == (1000, 1500) and np.isfinite(out).all()
     assert (tmp_path / "data/example/dem.tif").exists()
+
+
+def test_the_lock_pins_every_package_the_tests_install() -> None:
+    from packaging.requirements import Requirement
+
+    lines = (ROOT / "requirements-lock.txt").read_text().splitlines()
+    pins = [Requirement(line.split("#")[0]) for line in lines if line and line[0].isalnum()]
+    assert pins and all(str(p.specifier).startswith("==") for p in pins), "exact versions only"
+    names = {p.name.lower() for p in pins}
+    assert {"dask", "distributed", "zarr", "numba", "cloudpickle", "pytest", "ipykernel"} <= names
