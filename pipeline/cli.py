@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import traceback
 from dataclasses import replace
@@ -145,6 +146,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+_PYTHON_FORM = re.compile(r"\w+=True \(CLI: (--[\w-]+)\)")
+"""A fix as a message names it for Python callers, with the CLI's flag for it."""
+
+
+def _as_flags(message: str) -> str:
+    """Messages name a fix as Python callers give it (``resume=True (CLI: --resume)``); on
+    the command line, name the flag alone."""
+    return _PYTHON_FORM.sub(r"\1", message)
+
+
 def _report_error(exc: Exception, *, debug: bool) -> int:
     from pipeline.errors import BlockFunctionError, PipelineError
 
@@ -158,7 +169,7 @@ def _report_error(exc: Exception, *, debug: bool) -> int:
         return EXIT_BUG
     if debug:
         traceback.print_exception(exc)
-    for line in str(exc).splitlines():
+    for line in _as_flags(str(exc)).splitlines():
         print(f"error: {line}", file=sys.stderr)
     if isinstance(exc, BlockFunctionError) and exc.function_traceback and not debug:
         print(exc.function_traceback.rstrip(), file=sys.stderr)
@@ -268,7 +279,10 @@ def _print_provenance(produced: dict[str, Any], path: str) -> None:
         state = "complete"
     else:
         done, total = len(done_blocks(Path(path))), produced.get("blocks", "?")
-        state = f"INCOMPLETE: {done} of {total} blocks written (finish it with --resume)"
+        state = (
+            f"INCOMPLETE: {done} of {total} blocks written (finish it with --resume, or "
+            "resume=True in Python)"
+        )
     print(f"{'written by':<14}pipeline {produced.get('version')} on {produced.get('created')}")
     print(f"{'state':<14}{state}")
     report = produced.get("report")

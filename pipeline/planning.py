@@ -7,9 +7,11 @@ run will do. `Plan.execute` runs it; `save` is both in one call.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -27,6 +29,7 @@ from pipeline.errors import (
     PerformanceWarning,
     PipelineError,
     ResumeError,
+    SchedulerError,
 )
 from pipeline.grid import (
     BlockChoice,
@@ -64,6 +67,7 @@ from pipeline.ops import (
     to_dask,
     tokenize,
 )
+from pipeline.ops.memory import ArraySource, spill_arrays
 from pipeline.ops.pyramid import DOWNSAMPLE_METHODS, DownsampleNode, default_method
 from pipeline.progress import progress_bar
 from pipeline.report import BlockStats, RunReport, format_bytes
@@ -335,7 +339,14 @@ class Plan:
                     advance()
 
                 start = time.perf_counter()
-                ex.run(tasks, on_done)
+                try:
+                    # Workers in other processes memory-map one copy of an in-memory input.
+                    with contextlib.nullcontext() if ex.shares_memory else spill_arrays():
+                        ex.run(tasks, on_done)
+                except BaseException:
+                    if not resumed and not done_blocks(self.target, "0"):
+                        shutil.rmtree(self.target, ignore_errors=True)  # nothing to resume
+                    raise
                 elapsed = time.perf_counter() - start
             for level in range(1, self.pyramid + 1):
                 self._build_level(ex, out, level, resume=resumed, progress=progress)
@@ -370,7 +381,8 @@ class Plan:
             if written != grid.num_blocks:  # cannot happen unless a record was lost
                 msg = (
                     f"{self.target}: {written} of {grid.num_blocks} blocks of level {level} "
-                    "are recorded as written after the run; run again with --resume"
+                    "are recorded as written after the run; run again with resume=True "
+                    "(CLI: --resume)"
                 )
                 raise OutputWriteError(msg)
         info.update(complete=True, report=report.to_dict())
@@ -486,6 +498,7 @@ def plan(
     task: misaligned chunks, an unknown scheduler, an output at or around an input, an
     existing output without ``overwrite``.
     """
+    _exit_if_bootstrapping()
     array = open_image(image) if isinstance(image, (str, os.PathLike)) else as_dask(image)
     if array.ndim not in (2, 3) or 0 in array.shape:
         msg = f"cannot save an image of shape {array.shape}: it must be non-empty (Y, X[, C])"
@@ -539,6 +552,7 @@ def plan(
     target_path = Path(target).expanduser()
     if program is not None:
         _check_not_inside_inputs(target_path, program.root)
+        _check_arrays_reach_workers(program.root, scheduler)
     _check_output(target_path, overwrite=overwrite, resume=resume)
     _check_pyramid(array.shape, pyramid, downsample, ngff)
     return Plan(
@@ -562,6 +576,16 @@ def plan(
         downsample=downsample,
         ngff=ngff,
     )
+
+
+def _exit_if_bootstrapping() -> None:
+    """Quietly end a spawned worker that is importing the user's script again, and reached its
+    unguarded run: the parent then reports the missing ``__main__`` guard once, in one line,
+    instead of each worker printing a traceback of its own."""
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SystemExit(1)
 
 
 def _scheduler_for(program: Program | None, scheduler: Any) -> Any:
@@ -796,6 +820,33 @@ def _scheduler_label(scheduler: Any, workers: int | None) -> str:
     return f"{name}, {workers} workers" if workers else f"{name}, one worker per core"
 
 
+def _check_arrays_reach_workers(root: Node, scheduler: Any) -> None:
+    """Refuse an in-memory input on a cluster of other machines: its workers memory-map a
+    copy the run writes to this machine's temporary folder, which they cannot see."""
+    address = scheduler if isinstance(scheduler, str) and "://" in scheduler else None
+    if scheduler is not None and not isinstance(scheduler, str):  # a Client
+        address = str(getattr(getattr(scheduler, "scheduler", None), "address", "") or "")
+    if not address or _on_this_machine(address):
+        return
+    if any(isinstance(source, ArraySource) for source in root.sources()):
+        msg = (
+            f"an in-memory array cannot reach the workers of the cluster at {address}, which "
+            "may run on other machines; save it where they can read it (numpy.save or a Zarr "
+            "store on shared storage) and open that with pipeline.open_image"
+        )
+        raise SchedulerError(msg)
+
+
+def _on_this_machine(address: str) -> bool:
+    import socket
+    from urllib.parse import urlsplit
+
+    if address.startswith("inproc://"):
+        return True
+    host = urlsplit(address).hostname or ""
+    return host in ("localhost", "127.0.0.1", "::1", socket.gethostname())
+
+
 def _input_paths(root: Node) -> list[Path]:
     paths = {Path(p) for s in root.sources() if (p := getattr(s, "path", None)) is not None}
     return sorted(paths)
@@ -841,7 +892,8 @@ def _attempts(work: Any, retries: int, target: ZarrTarget, window: Window) -> An
                 msg = (
                     f"no space left on the device while writing block {window} of "
                     f"{target.path}: free some space or choose another output; the blocks "
-                    "already written are kept, run again with --resume to finish"
+                    "already written are kept, run again with resume=True (CLI: --resume) to "
+                    "finish"
                 )
                 raise OutputWriteError(msg) from exc
             if exc.errno not in TRANSIENT or attempt == retries:

@@ -10,6 +10,7 @@ Every one reports each finished task as it finishes, which drives the progress b
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -82,8 +83,14 @@ class Executor:
         options: dict[str, Any] = {"scheduler": get}
         if self.name != "synchronous":
             options["num_workers"] = self.workers
-        with Callback(posttask=posttask):
-            return list(dask.compute(*tasks, **options))
+        if self.name != "processes":
+            with Callback(posttask=posttask):
+                return list(dask.compute(*tasks, **options))
+        # One task per worker at a time (dask hands out batches of 6 by default: with a dozen
+        # tasks, one process ran them all while the others waited), so every core is busy
+        # and each finished block is reported at once.
+        with _process_pool(self.workers) as pool, Callback(posttask=posttask):
+            return list(dask.compute(*tasks, **options, pool=pool, chunksize=1))
 
     def _run_distributed(self, tasks: Sequence[Any], on_done: Callable[[Any], None]) -> list[Any]:
         from distributed import as_completed
@@ -100,6 +107,90 @@ class Executor:
             self.client.cancel(futures)
             raise
         return results
+
+
+@contextlib.contextmanager
+def _process_pool(workers: int) -> Iterator[Any]:
+    """A pool of spawned processes (as on Windows and macOS) for one run. When the run stops
+    early (Ctrl-C, an error), its workers are terminated, not awaited: the tasks already
+    handed to them would otherwise run to their end, writing blocks after the run stopped."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    from functools import partial
+
+    from dask.multiprocessing import get_context, initialize_worker_process
+
+    # As dask does for its own pools: the same hashing in every worker.
+    if os.environ.get("PYTHONHASHSEED") in (None, "0"):
+        os.environ["PYTHONHASHSEED"] = "6640"
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=get_context(),
+        initializer=partial(initialize_worker_process, user_initializer=_worker_signals),
+    )
+    try:
+        yield pool
+    except BrokenProcessPool:
+        _terminate(pool)
+        # Its own traceback says only that a process ended: the message says why.
+        raise SchedulerError(_broken_pool_message()) from None
+    except BaseException:
+        _terminate(pool)
+        raise
+    pool.shutdown()
+
+
+def _worker_signals() -> None:
+    """In each pool worker: Ctrl-C is the run's to handle (it stops the workers), and a
+    stopped worker exits as Python does, running its finalizers (a library's semaphore left
+    registered would be reported as leaked when the run ends)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit)
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _terminate(pool: Any) -> None:
+    """Stop a process pool's workers now (concurrent.futures only awaits them)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=3)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=1)
+    pool.shutdown(wait=True)  # its manager thread sees them gone and releases its queues
+
+
+def _broken_pool_message() -> str:
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    guarded = True
+    if path:
+        try:
+            with open(path, encoding="utf-8") as file:  # noqa: PTH123 - one read
+                guarded = "__main__" in file.read()
+        except (OSError, UnicodeDecodeError):
+            pass
+    if not guarded:
+        return (
+            f"the processes scheduler could not start its workers: each one imports {path} "
+            "again, which starts the run again; put the code that runs pipeline under "
+            "'if __name__ == \"__main__\":' in that script (Python needs this for processes "
+            "on Windows and macOS, and pipeline starts them the same way everywhere)"
+        )
+    return (
+        "a worker process of the processes scheduler died abruptly (killed, or out of "
+        "memory); the blocks already written are kept: run again with resume=True "
+        "(CLI: --resume), with fewer workers or a memory limit if memory ran out"
+    )
 
 
 def check_scheduler(scheduler: Any = None, workers: int | None = None) -> None:
@@ -198,25 +289,36 @@ def _local_cluster(
 ) -> Iterator[Executor]:
     from distributed import Client, LocalCluster
 
-    # Bound to loopback: a dashboard or scheduler port open to the network would let anyone
-    # on it run code in this process.
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=threads_per_worker,
-            memory_limit=memory_limit or "auto",
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-        ) as cluster,
-        Client(cluster, set_as_default=False) as client,
-    ):
-        from pipeline.worker_logs import QuietReportedFailures
+    from pipeline.worker_logs import LocalWorkers
 
-        client.register_plugin(QuietReportedFailures())
-        ex = _client_executor(client)
-        ex.name = "distributed"
-        yield ex
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    try:
+        # Bound to loopback: a dashboard or scheduler port open to the network would let
+        # anyone on it run code in this process.
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=threads_per_worker,
+                memory_limit=memory_limit or "auto",
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+            ) as cluster,
+            Client(cluster, set_as_default=False) as client,
+        ):
+            client.register_plugin(LocalWorkers())
+            ex = _client_executor(client)
+            ex.name = "distributed"
+            try:
+                yield ex
+            except BaseException:
+                # Stopped early (Ctrl-C, a failure): the cluster is closed with tasks running,
+                # and its warnings about the work it loses by that are expected.
+                logger.setLevel(logging.ERROR)
+                raise
+    finally:
+        logger.setLevel(level)
 
 
 @contextlib.contextmanager

@@ -237,8 +237,7 @@ CASES = [
     Case(
         "existing-output",
         "input: dem.tif\n" + STEP + "output: {path: o.zarr}\n",
-        r"run.yaml:4: output.path: output .*o.zarr already exists; pass overwrite=True "
-        r"\(CLI: --overwrite\)",
+        r"run.yaml:4: output.path: output .*o.zarr already exists; pass --overwrite to ",
         make=existing_output,
     ),
     Case(

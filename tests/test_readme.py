@@ -59,3 +59,19 @@ def test_the_lock_pins_every_package_the_tests_install() -> None:
     assert pins and all(str(p.specifier).startswith("==") for p in pins), "exact versions only"
     names = {p.name.lower() for p in pins}
     assert {"dask", "distributed", "zarr", "numba", "cloudpickle", "pytest", "ipykernel"} <= names
+
+
+@pytest.mark.slow
+def test_in_memory_example_runs_as_a_script_on_processes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    example = code_blocks("python")[1]
+    assert 'if __name__ == "__main__":' in example and 'scheduler="processes"' in example
+    (tmp_path / "example.py").write_text(example + "    np.save('back.npy', back)\n")
+    subprocess.run([sys.executable, "example.py"], cwd=tmp_path, check=True, timeout=300)
+    back = np.load(tmp_path / "back.npy")
+    z = np.pad(np.random.default_rng(0).random((4000, 6000)), 1, mode="symmetric")
+    core = z[1:-1, 1:-1]
+    neighbours = np.maximum.reduce([z[:-2, 1:-1], z[2:, 1:-1], z[1:-1, :-2], z[1:-1, 2:]])
+    np.testing.assert_array_equal(back, neighbours - core)

@@ -105,12 +105,15 @@ def test_sigkill_mid_run_then_resume_writes_what_a_clean_run_writes(project: Pat
     assert 0 < done < total
 
     info = run_cli("info", "out.zarr", cwd=project)
-    assert f"INCOMPLETE: {done} of {total} blocks written (finish it with --resume)" in info.stdout
+    assert (
+        f"INCOMPLETE: {done} of {total} blocks written (finish it with --resume, or "
+        "resume=True in Python)"
+    ) in info.stdout
     again = run_cli("run", "run.yaml", "--quiet", cwd=project)
     assert again.returncode == 2
     assert (
-        f"exists and is incomplete ({done} of {total} blocks written): pass resume=True "
-        f"(CLI: --resume)" in again.stderr
+        f"exists and is incomplete ({done} of {total} blocks written): pass --resume to "
+        "finish it, or --overwrite to start again" in again.stderr
     )
 
     resumed = run_cli("run", "run.yaml", "--resume", "--quiet", "--json", cwd=project)

@@ -176,8 +176,11 @@ def test_output_at_inside_or_around_the_input_is_refused(tmp_path: Path, where: 
 
 
 def test_failure_names_the_block_and_leaves_the_output_incomplete(tmp_path: Path) -> None:
+    calls: list[int] = []
+
     def fragile(block: np.ndarray, block_info: pipeline.BlockInfo) -> np.ndarray:
-        if block_info.core.y0 >= 20:
+        calls.append(block_info.core.y0)
+        if len(calls) > 2:  # after two blocks are written
             msg = "no data here"
             raise ValueError(msg)
         return block
@@ -185,11 +188,22 @@ def test_failure_names_the_block_and_leaves_the_output_incomplete(tmp_path: Path
     lazy = pipeline.apply(fragile, da.zeros((40, 30), chunks=(10, 15)))
     with pytest.raises(
         BlockFunctionError,
-        match=r"^test_save.fragile failed on the block at pixels \[[23]0:[34]0, ",
+        match=r"^test_save.fragile failed on the block at pixels \[\d+:\d+, ",
     ):
         pipeline.save(lazy, tmp_path / "f.zarr", scheduler="synchronous", progress=False)
     attrs = zarr.open_group(tmp_path / "f.zarr", mode="r").attrs["pipeline"]
     assert attrs["complete"] is False
+
+
+def test_a_run_that_writes_no_block_leaves_no_output(tmp_path: Path) -> None:
+    def broken(block: np.ndarray) -> np.ndarray:
+        msg = "nothing works"
+        raise ValueError(msg)
+
+    lazy = pipeline.apply(broken, da.zeros((40, 30), chunks=(10, 15)))
+    with pytest.raises(BlockFunctionError, match="nothing works"):
+        pipeline.save(lazy, tmp_path / "f.zarr", progress=False)
+    assert not (tmp_path / "f.zarr").exists(), "nothing to resume: nothing left behind"
 
 
 def test_save_accepts_a_path_for_a_conversion(dem: tuple[Path, np.ndarray], tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from pipeline.errors import ArgumentError
 from pipeline.grid import ChunkGrid, Window, auto_chunks, normalize_chunks
+from pipeline.ops.memory import ArraySource
 from pipeline.ops.program import ChunkedNode, ChunkKey, Node, SourceNode
 
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ __all__ = [
 ]
 
 _ATTRIBUTE = "_pipeline_program"
-IN_MEMORY_TILE = (256, 256)
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,11 +154,12 @@ def as_dask(array: Any, chunks: ChunksLike = None) -> da.Array:
     if not isinstance(array, np.ndarray):
         msg = f"expected an image (numpy or dask array, or a path), got {type(array).__name__}"
         raise ArgumentError(msg)
-    itemsize = array.dtype.itemsize * (array.shape[2] if array.ndim == 3 else 1)
-    default = auto_chunks(array.shape, IN_MEMORY_TILE, itemsize)
-    grid = normalize_chunks(chunks, array.shape, default)
-    spec = (grid.rows, grid.cols, *((-1,) if array.ndim == 3 else ()))
-    return da.from_array(array, chunks=spec)
+    # Planned as a file is: the plan chooses the blocks unless ``chunks`` says otherwise.
+    source = ArraySource.of(array)
+    itemsize = source.dtype.itemsize * (array.shape[2] if array.ndim == 3 else 1)
+    default = auto_chunks(source.shape, source.tile, itemsize)
+    grid = normalize_chunks(chunks, source.shape, default)
+    return source_array(source, grid, auto_grid=chunks is None)
 
 
 def as_node(array: da.Array) -> tuple[Node, tuple[Any, ...]]:

@@ -142,8 +142,9 @@ class SourceNode(Node):
         yield self, window
 
     def peak_bytes(self, window: Window) -> int:
-        # The window read; decoded tiles live in the per-process tile cache, budgeted apart.
-        return window.size * self.pixel_nbytes
+        # The window read (nothing for a view into memory); decoded tiles live in the
+        # per-process tile cache, budgeted apart.
+        return 0 if getattr(self.source, "views", False) else window.size * self.pixel_nbytes
 
 
 @dataclass(frozen=True, eq=False)
