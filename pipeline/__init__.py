@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pipeline.planning import Plan, plan, save
     from pipeline.quicklook import preview
     from pipeline.report import RunReport
+    from pipeline.xarray_ import open_dataarray
 
 __all__ = [
     "BlockInfo",
@@ -43,6 +44,7 @@ __all__ = [
     "compute_window",
     "export_tiff",
     "neighbourhood",
+    "open_dataarray",
     "open_image",
     "plan",
     "pointwise",
@@ -63,6 +65,7 @@ _LAZY = {
     "export_tiff": "pipeline.export",
     "preview": "pipeline.quicklook",
     "open_image": "pipeline.image",
+    "open_dataarray": "pipeline.xarray_",
     "Plan": "pipeline.planning",
     "plan": "pipeline.planning",
     "save": "pipeline.planning",

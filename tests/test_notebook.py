@@ -8,6 +8,21 @@ import nbformat
 import pytest
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore.ipynb"
+DASHBOARD_CHECK = """\
+import urllib.request
+with urllib.request.urlopen(client.dashboard_link, timeout=30) as response:
+    page = response.read().decode()
+plots = "bokeh.min.js" in page and "Bokeh.embed.embed_items" in page
+print(f"status page: {response.status}, {'bokeh plots' if plots else page[:200]}")
+"""
+
+
+def _ignored(name: str) -> bool:
+    import subprocess
+
+    folder = NOTEBOOK.parent / name
+    done = subprocess.run(["git", "check-ignore", "-q", str(folder)], check=False)
+    return done.returncode == 0
 
 
 def test_notebook_is_committed_without_outputs() -> None:
@@ -24,6 +39,9 @@ def test_notebook_runs_and_shows_pictures(tmp_path: Path, monkeypatch: pytest.Mo
 
     monkeypatch.setenv("PIPELINE_NOTEBOOK_SIZE", "300")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
+    # Open the dashboard the notebook prints, from inside the kernel while its cluster runs.
+    at = next(k for k, c in enumerate(notebook.cells) if "client = Client(cluster)" in c.source)
+    notebook.cells.insert(at + 1, nbformat.v4.new_code_cell(DASHBOARD_CHECK))
     NotebookClient(
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
     ).execute()
@@ -35,4 +53,9 @@ def test_notebook_runs_and_shows_pictures(tmp_path: Path, monkeypatch: pytest.Mo
     assert "pipeline RunReport" in html
     text = "".join(o.get("text", "") for o in outputs)
     assert "dashboard: http://127.0.0.1:" in text
+    assert "status page: 200, bokeh plots" in text
+    assert "ipywidgets" not in text, "the notebook extra brings what Jupyter needs"
+    assert not any(
+        (NOTEBOOK.parent / name).exists() for name in ("data", "out") if not _ignored(name)
+    )
     assert (tmp_path / "out" / "notebook" / "hillshade.zarr" / "2").is_dir(), "a pyramid"

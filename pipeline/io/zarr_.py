@@ -357,10 +357,13 @@ class ZarrTarget:
         fill = np.nan if self.dtype.kind in "fc" else 0
         group = zarr.open_group(store=str(self.path), mode="r+")
         options: dict[str, Any] = {}
+        names = [a["name"] for a in _axes(channels)]
         if self.zarr_format == 3:
-            options["dimension_names"] = [a["name"] for a in _axes(channels)]
+            options["dimension_names"] = names
         else:
             options["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+            # Zarr v2 has no dimension names; xarray (and netCDF tools) read them here.
+            options["attributes"] = {"_ARRAY_DIMENSIONS": names}
         group.create_array(
             self.array_path,
             shape=self.stored_shape,
@@ -500,10 +503,16 @@ def _axes(channels: bool) -> list[dict[str, str]]:
 
 
 def _dataset(level: int, ndim: int) -> dict[str, Any]:
-    """A multiscales dataset entry: level ``k`` is downsampled by 2**k along Y and X."""
+    """A multiscales dataset entry: level ``k`` is downsampled by 2**k along Y and X. A pixel
+    of level ``k`` covers 2**k pixels of level 0 along each axis, so its centre is half of
+    that less half a pixel further on: ``(2**k - 1) / 2``."""
     factor = float(2**level)
-    scale = ([1.0] if ndim == 3 else []) + [factor, factor]
-    return {"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
+    lead = [1.0] if ndim == 3 else []
+    transforms: list[dict[str, Any]] = [{"type": "scale", "scale": [*lead, factor, factor]}]
+    if level:
+        shift = (factor - 1) / 2
+        transforms.append({"type": "translation", "translation": [0.0] * len(lead) + [shift] * 2})
+    return {"path": str(level), "coordinateTransformations": transforms}
 
 
 def create_target(

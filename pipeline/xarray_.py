@@ -1,0 +1,82 @@
+"""Images as ``xarray.DataArray``: named dimensions and coordinates, lazily (needs xarray).
+
+Plain ``xarray.open_zarr`` reads an output as a dataset whose variables are the pyramid's
+levels; levels share the dimension names ``y`` and ``x`` (as OME-Zarr requires) with different
+lengths, which xarray refuses. :func:`open_dataarray` opens one level, with coordinates from
+its OME-Zarr scale and translation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.image import open_image
+from pipeline.io import read_group_attributes
+
+if TYPE_CHECKING:
+    import os
+
+    import xarray
+
+__all__ = ["open_dataarray"]
+
+
+def open_dataarray(source: str | os.PathLike[str], *, level: int = 0) -> xarray.DataArray:
+    """Open an image (any that :func:`~pipeline.open_image` opens) as a lazy DataArray.
+
+    Dimensions are ``("y", "x")``, or ``("y", "x", "c")`` for channels; coordinates are the
+    pixel centres in the units of the image's OME-Zarr ``scale`` and ``translation`` at that
+    ``level`` (pixel indices of level 0 for an image without them). The data is the dask array
+    :func:`~pipeline.open_image` returns: nothing is read until computed.
+    """
+    try:
+        import xarray as xr
+    except ImportError as exc:
+        msg = 'open_dataarray needs xarray: pip install "pipeline[xarray]"'
+        raise ImportError(msg) from exc
+    data = open_image(source, level=level)
+    scale, translation = _transform(Path(source), level)
+    dims = ("y", "x", "c")[: data.ndim]
+    coords: dict[str, Any] = {
+        name: translation[k] + scale[k] * _arange(int(data.shape[k]))
+        for k, name in enumerate(("y", "x"))
+    }
+    if data.ndim == 3:
+        coords["c"] = list(range(int(data.shape[2])))
+    return xr.DataArray(
+        data,
+        dims=dims,
+        coords=coords,
+        name=Path(source).stem,
+        attrs={"source": str(source), "level": level},
+    )
+
+
+def _arange(n: int) -> Any:
+    import numpy as np
+
+    return np.arange(n, dtype="f8")
+
+
+def _transform(path: Path, level: int) -> tuple[list[float], list[float]]:
+    """``(scale, translation)`` along Y and X of ``level``, from OME-Zarr metadata."""
+    if not path.is_dir():
+        return [1.0, 1.0], [0.0, 0.0]
+    try:
+        attrs = read_group_attributes(path)
+    except Exception:  # a plain Zarr array, not a group: no multiscales
+        return [1.0, 1.0], [0.0, 0.0]
+    multiscales = (attrs.get("ome") or attrs).get("multiscales") or [{}]
+    axes = [a["name"] if isinstance(a, dict) else a for a in multiscales[0].get("axes", [])]
+    datasets = multiscales[0].get("datasets", [])
+    if level >= len(datasets):  # not OME-Zarr (open_image checked the level of one that is)
+        return [1.0, 1.0], [0.0, 0.0]
+    scale, translation = [1.0] * len(axes), [0.0] * len(axes)
+    for transform in datasets[level].get("coordinateTransformations", []):
+        if transform.get("type") == "scale":
+            scale = [float(v) for v in transform["scale"]]
+        elif transform.get("type") == "translation":
+            translation = [float(v) for v in transform["translation"]]
+    spatial = [axes.index(name) for name in ("y", "x")] if axes else [0, 1]
+    return [scale[k] for k in spatial], [translation[k] for k in spatial]
