@@ -258,6 +258,7 @@ def _info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2, default=str))
         return EXIT_OK
     produced = info.pop("pipeline", None)
+    values = info.pop("values", None)
     for key in ("path", "format", "shape", "dtype", "layout"):
         value = info.pop(key)
         print(f"{key:<14}{'x'.join(map(str, value)) if key == 'shape' else value}")
@@ -265,9 +266,27 @@ def _info(args: argparse.Namespace) -> int:
     for key, value in info.items():
         print(f"{key:<14}{value}")
     print(f"{'size':<14}{format_bytes(size)} on disk ({format_bytes(raw)} uncompressed)")
+    if values:
+        print(f"{'values':<14}{_describe_values(values, info.get('levels', 1))}")
     if produced:
         _print_provenance(produced, args.path)
     return EXIT_OK
+
+
+def _describe_values(values: dict[str, Any], levels: int) -> str:
+    if values["level"] is None:
+        return f"not summarised: {values['reason']}"
+    share = values["nan"] / max(values["pixels"], 1)
+    text = (
+        "no value (all NaN)"
+        if values["min"] is None
+        else f"{values['min']:.6g} to {values['max']:.6g}"
+    )
+    text += f", {values['nan']} NaN ({share:.1%})"
+    if values["level"]:
+        factor = 2 ** values["level"]
+        text += f" [pyramid level {values['level']}: {factor}x{factor} block averages or samples]"
+    return text
 
 
 def _print_provenance(produced: dict[str, Any], path: str) -> None:

@@ -561,3 +561,24 @@ def test_help_is_light_and_version_works() -> None:
     assert "run a config" in done.stdout
     version = run_cli("--version")
     assert version.stdout.startswith("pipeline ")
+
+
+def test_info_shows_the_value_range_and_nans_of_an_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = np.arange(64 * 96, dtype="f4").reshape(64, 96)
+    image[:8] = np.nan  # 8 rows of NaN
+    import pipeline
+
+    pipeline.save(pipeline.apply(np.negative, image), tmp_path / "o.zarr", progress=False)
+    assert main(["info", str(tmp_path / "o.zarr")]) == 0
+    values = next(
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("values")
+    )
+    assert values.split(None, 1)[1] == "-6143 to -768, 768 NaN (12.5%)"
+    pipeline.save(
+        pipeline.apply(np.negative, image), tmp_path / "p.zarr", progress=False, pyramid=2
+    )
+    assert main(["info", str(tmp_path / "p.zarr"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)["values"]
+    assert summary["level"] == 2 and summary["pixels"] == 16 * 24 and summary["nan"] == 2 * 24

@@ -300,3 +300,61 @@ def test_no_warning_for_ordinary_use(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pipeline.apply(lambda b: b, pipeline.open_image(path), depth=1).compute()
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+def test_a_per_pixel_function_given_as_a_block_function_is_told_to_be_a_kernel() -> None:
+    def horizon(z, i, j):  # type: ignore[no-untyped-def]
+        return z[i, j]
+
+    with pytest.raises(
+        ArgumentError,
+        match=r"missing a required argument: 'i'; it takes i, j as a per-pixel function does: "
+        r"make it a kernel, with @pipeline.neighbourhood\(radius=...\) in Python or kind: "
+        r"neighbourhood and radius: in a config step",
+    ):
+        pipeline.apply(horizon, np.zeros((8, 8)))
+
+
+def test_coordinates_without_coords_true_are_named() -> None:
+    @pipeline.neighbourhood(radius=1)
+    def horizon(z, y, x, i, j):  # type: ignore[no-untyped-def]
+        return z[i, j] + y + x
+
+    with pytest.raises(
+        ArgumentError,
+        match=r"kernel horizon reads 3 image\(s\) but apply\(\) got 1; if y, x are the pixel's "
+        r"coordinates, pass coords=True to its decorator \(without it they are read as images\)",
+    ):
+        pipeline.apply(horizon, np.zeros((8, 8)))
+
+
+def test_a_radius_naming_no_setting_is_refused_when_decorated() -> None:
+    def ray(z, i, j, reach=3):  # type: ignore[no-untyped-def]
+        return z[i, j]
+
+    with pytest.raises(
+        ArgumentError,
+        match=r"radius='radius' names no setting of kernel ray \(its settings: reach\); give "
+        r"radius the number of pixels it reads, or the name of the setting that holds it",
+    ):
+        pipeline.neighbourhood(radius="radius")(ray)
+
+
+def test_uncompiled_true_is_honoured_and_says_numba_could_compile_it(tmp_path: Path) -> None:
+    @pipeline.pointwise(uncompiled=True)
+    def double(v):  # type: ignore[no-untyped-def]
+        return v * 2.0
+
+    with pytest.warns(
+        PerformanceWarning,
+        match=r"running double uncompiled, as asked, because uncompiled=True was given, although "
+        r"numba compiles it \(drop uncompiled=True to run it compiled",
+    ):
+        lazy = pipeline.apply(double, np.ones((8, 8)))
+    with pytest.warns(PerformanceWarning, match="running in processes"):
+        report = pipeline.save(lazy, tmp_path / "o.zarr", progress=False)
+    assert "compile_seconds" not in report.extra, "nothing was compiled"
+    np.testing.assert_array_equal(pipeline.open_image(tmp_path / "o.zarr").compute(), 2.0)

@@ -5,10 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from pipeline.grid import Window
 from pipeline.io import open_source
 from pipeline.io.zarr_ import ZarrSource, directory_size, read_group_attributes
 
-__all__ = ["describe_path"]
+__all__ = ["describe_path", "value_summary"]
+
+SUMMARY_MAX_PIXELS = 64_000_000
+"""Pixels read at most to summarise an output's values (a pyramid level small enough)."""
 
 
 def describe_path(path: str | Path) -> dict[str, Any]:
@@ -32,7 +38,38 @@ def describe_path(path: str | Path) -> dict[str, Any]:
         produced = attrs.get("pipeline")
         if isinstance(produced, dict):
             info["pipeline"] = produced
+            info["values"] = value_summary(path, source.levels)
     return info
+
+
+def value_summary(path: Path, levels: int) -> dict[str, Any]:
+    """Range and NaN count of an output's values, read from its smallest pyramid level (whose
+    pixels are means or samples of the full resolution's), row band by row band."""
+    for level in range(levels - 1, -1, -1):
+        source = open_source(path, level=level)
+        height, width = source.shape[:2]
+        if height * width <= SUMMARY_MAX_PIXELS:
+            break
+    else:
+        return {"level": None, "reason": "too large to read without a pyramid (output.pyramid)"}
+    low, high, nans = np.inf, -np.inf, 0
+    rows = max(1, 2**22 // max(width, 1))
+    for y0 in range(0, height, rows):
+        band = source.read(Window(y0, min(y0 + rows, height), 0, width))
+        if band.dtype.kind in "fc":
+            finite = np.isfinite(band)
+            nans += int(np.isnan(band).sum())
+            band = band[finite]
+        if band.size:
+            low, high = min(low, band.min().item()), max(high, band.max().item())
+    found = high >= low
+    return {
+        "level": level,
+        "pixels": height * width,
+        "min": low if found else None,
+        "max": high if found else None,
+        "nan": nans,
+    }
 
 
 def _prod(shape: tuple[int, ...]) -> int:

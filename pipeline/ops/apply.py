@@ -190,7 +190,7 @@ def _bind_kernel(
     if len(arrays) != kernel.n_inputs:
         msg = (
             f"kernel {kernel.pipeline_label} reads {kernel.n_inputs} image(s) but apply() got "
-            f"{len(arrays)}"
+            f"{len(arrays)}{_coords_hint(kernel, len(arrays))}"
         )
         raise ArgumentError(msg)
     values = kernel.ordered_params(params)
@@ -206,10 +206,15 @@ def _bind_kernel(
             raise KernelCompileError(msg) from exc
         out = np.dtype("float64" if dtype is None else dtype)
         chans = None if channels in ("input", None) else int(channels)
-        loop = np.dtype("float64") if kernel.finish else None
-        block = KernelBlock(kernel, values, out, chans, compiled=False, loop_dtype=loop)
-        _announce_uncompiled(block, arrays, bound, depth, str(exc).split(": ", 1)[-1])
-        return block, out, chans, 0.0
+        reason = str(exc).split(": ", 1)[-1]
+        return _uncompiled(kernel, values, out, chans, arrays, bound, depth, reason)
+    if kernel.uncompiled:  # asked for: the Python body runs, although numba compiles it
+        out = inferred if dtype is None else np.dtype(dtype)
+        reason = (
+            "uncompiled=True was given, although numba compiles it (drop uncompiled=True to "
+            "run it compiled, hundreds of times faster)"
+        )
+        return _uncompiled(kernel, values, out, inferred_channels, arrays, bound, depth, reason)
     out_dtype = inferred if dtype is None else np.dtype(dtype)
     reason = unsafe_cast_reason(inferred, out_dtype)
     if reason:
@@ -284,6 +289,38 @@ def _output_shape(
     raise ArgumentError(msg)
 
 
+def _uncompiled(
+    kernel: Kernel,
+    values: tuple[Any, ...],
+    out: np.dtype[Any],
+    channels: int | None,
+    arrays: list[da.Array],
+    bound: Boundary,
+    depth: tuple[int, int],
+    reason: str,
+) -> tuple[KernelBlock, np.dtype[Any], int | None, float]:
+    """The kernel's Python body as the block function (it runs in processes), announced with
+    an estimate of its time."""
+    loop = np.dtype("float64") if kernel.finish else None
+    block = KernelBlock(kernel, values, out, channels, compiled=False, loop_dtype=loop)
+    _announce_uncompiled(block, arrays, bound, depth, reason)
+    return block, out, channels, 0.0
+
+
+_COORDINATE_NAMES = {"y", "x", "row", "col", "column", "lat", "lon", "yy", "xx"}
+
+
+def _coords_hint(kernel: Kernel, given: int) -> str:
+    """Why a kernel may count more images than given: coordinates without ``coords=True``."""
+    names = list(inspect.signature(kernel.func).parameters)[given : kernel.n_inputs]
+    if kernel.coords or not names or not set(names) & _COORDINATE_NAMES:
+        return ""
+    return (
+        f"; if {', '.join(names)} are the pixel's coordinates, pass coords=True to its "
+        "decorator (without it they are read as images)"
+    )
+
+
 def _check_params(
     func: Callable[..., Any], n_images: int, params: dict[str, Any], wants_info: bool
 ) -> None:
@@ -296,8 +333,15 @@ def _check_params(
     try:
         signature.bind(*([None] * n_images), **params, **extra)
     except TypeError as exc:
+        hint = ""
+        if {"i", "j"} <= set(signature.parameters):
+            hint = (
+                "; it takes i, j as a per-pixel function does: make it a kernel, with "
+                "@pipeline.neighbourhood(radius=...) in Python or kind: neighbourhood and "
+                "radius: in a config step (kind: pointwise for a function of one pixel's values)"
+            )
         msg = (
             f"{describe_function(func)}{signature} cannot be called with {n_images} image(s) "
-            f"and parameters {sorted(params)}: {exc}"
+            f"and parameters {sorted(params)}: {exc}{hint}"
         )
         raise ArgumentError(msg) from exc

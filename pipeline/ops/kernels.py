@@ -531,7 +531,17 @@ def _make(
         n_inputs = options.pop("inputs", None)
         if n_inputs is None:
             n_inputs = _count_inputs(f, kind, options.get("coords", False), options.get("settings"))
-        return Kernel(func=f, kind=kind, n_inputs=n_inputs, **options)
+        kernel = Kernel(func=f, kind=kind, n_inputs=n_inputs, **options)
+        radius = options.get("radius")
+        if isinstance(radius, str) and radius not in kernel.parameter_names():
+            settings = ", ".join(kernel.parameter_names()) or "none"
+            msg = (
+                f"radius={radius!r} names no setting of kernel {kernel.name} (its settings: "
+                f"{settings}); give radius the number of pixels it reads, or the name of the "
+                "setting that holds it"
+            )
+            raise ArgumentError(msg)
+        return kernel
 
     return wrap if func is None else wrap(func)
 
