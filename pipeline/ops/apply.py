@@ -206,15 +206,16 @@ def _bind_kernel(
             raise KernelCompileError(msg) from exc
         out = np.dtype("float64" if dtype is None else dtype)
         chans = None if channels in ("input", None) else int(channels)
-        reason = str(exc).split(": ", 1)[-1]
-        return _uncompiled(kernel, values, out, chans, arrays, bound, depth, reason)
+        why = str(exc).split(": ", 1)[-1]
+        return _uncompiled(kernel, values, out, chans, why=why, where=(arrays, bound, depth))
     if kernel.uncompiled:  # asked for: the Python body runs, although numba compiles it
         out = inferred if dtype is None else np.dtype(dtype)
-        reason = (
+        why = (
             "uncompiled=True was given, although numba compiles it (drop uncompiled=True to "
             "run it compiled, hundreds of times faster)"
         )
-        return _uncompiled(kernel, values, out, inferred_channels, arrays, bound, depth, reason)
+        where = (arrays, bound, depth)
+        return _uncompiled(kernel, values, out, inferred_channels, why=why, where=where)
     out_dtype = inferred if dtype is None else np.dtype(dtype)
     reason = unsafe_cast_reason(inferred, out_dtype)
     if reason:
@@ -294,16 +295,15 @@ def _uncompiled(
     values: tuple[Any, ...],
     out: np.dtype[Any],
     channels: int | None,
-    arrays: list[da.Array],
-    bound: Boundary,
-    depth: tuple[int, int],
-    reason: str,
+    *,
+    why: str,
+    where: tuple[list[da.Array], Boundary, tuple[int, int]],
 ) -> tuple[KernelBlock, np.dtype[Any], int | None, float]:
     """The kernel's Python body as the block function (it runs in processes), announced with
-    an estimate of its time."""
+    an estimate of its time on the images, boundary and halo ``where`` says."""
     loop = np.dtype("float64") if kernel.finish else None
     block = KernelBlock(kernel, values, out, channels, compiled=False, loop_dtype=loop)
-    _announce_uncompiled(block, arrays, bound, depth, reason)
+    _announce_uncompiled(block, *where, why)
     return block, out, channels, 0.0
 
 
