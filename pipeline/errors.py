@@ -21,6 +21,7 @@ __all__ = [
     "ArgumentError",
     "BlockFunctionError",
     "BlockShapeError",
+    "BoundaryWarning",
     "ConfigError",
     "CorruptSourceError",
     "FunctionLoadError",
@@ -142,6 +143,10 @@ class SchedulerError(PipelineError, ValueError):
 
 class PipelineWarning(UserWarning):
     """Root of every warning `pipeline` emits."""
+
+
+class BoundaryWarning(PipelineWarning):
+    """What a kernel reads beyond the image edge was not chosen: the default applies."""
 
 
 class PerformanceWarning(PipelineWarning):

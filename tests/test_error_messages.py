@@ -319,7 +319,7 @@ def test_a_per_pixel_function_given_as_a_block_function_is_told_to_be_a_kernel()
 
 
 def test_coordinates_without_coords_true_are_named() -> None:
-    @pipeline.neighbourhood(radius=1)
+    @pipeline.neighbourhood(radius=1, boundary="nearest")
     def horizon(z, y, x, i, j):  # type: ignore[no-untyped-def]
         return z[i, j] + y + x
 

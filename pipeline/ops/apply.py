@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import inspect
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from pipeline.errors import ArgumentError, KernelCompileError
+from pipeline.errors import BoundaryWarning, ArgumentError, KernelCompileError
 from pipeline.grid import Boundary, ChunkGrid, normalize_depth, unsafe_cast_reason
 from pipeline.ops.graph import as_dask, as_node, program_of, to_dask, tokenize
 from pipeline.ops.kernels import Kernel, KernelBlock, warn_uncompiled
@@ -121,6 +122,8 @@ def apply(
     kernel = func if isinstance(func, Kernel) else None
     if kernel is not None:
         depth = kernel.depth(params) if depth is None else depth
+        if boundary is None and kernel.boundary is None and kernel.kind == "neighbourhood":
+            _warn_default_boundary(kernel, kernel.depth(params))
         boundary = kernel.boundary if boundary is None else boundary
     depth_yx = normalize_depth(0 if depth is None else depth, shape2d)
     bound = Boundary.parse("reflect" if boundary is None else boundary)
@@ -288,6 +291,22 @@ def _output_shape(
         return (*shape2d, int(channels))
     msg = f"channels={channels!r}: use 'input', None (2-D output) or a positive channel count"
     raise ArgumentError(msg)
+
+
+def _warn_default_boundary(kernel: Kernel, depth: tuple[int, int]) -> None:
+    """A loop over the whole image sees its real edge; a kernel, by default, a mirrored one.
+    Reading past the edge under ``"none"`` is not checked (numba wraps negative indices and
+    does not bound-check), so ``"none"`` cannot be the default: the choice is the user's."""
+    warnings.warn(
+        f"kernel {kernel.pipeline_label} reads up to {max(depth)} pixel(s) beyond the image "
+        "edge, which the default boundary 'reflect' fills by mirroring the image (dcba|abcd); "
+        "a loop over the whole image sees its real edge instead. Declare the boundary in the "
+        "decorator (or apply(), or the config step): boundary='none' if the kernel checks "
+        "0 <= i + di < z.shape[0] itself, as such a loop does, or 'reflect', 'nearest', "
+        "'nan', ... to keep a padded edge",
+        BoundaryWarning,
+        stacklevel=3,
+    )
 
 
 def _uncompiled(
