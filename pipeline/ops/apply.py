@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from pipeline.errors import BoundaryWarning, ArgumentError, KernelCompileError
+from pipeline.errors import ArgumentError, BoundaryWarning, KernelCompileError
 from pipeline.grid import Boundary, ChunkGrid, normalize_depth, unsafe_cast_reason
 from pipeline.ops.graph import as_dask, as_node, program_of, to_dask, tokenize
 from pipeline.ops.kernels import Kernel, KernelBlock, warn_uncompiled
