@@ -37,3 +37,28 @@ def test_per_pixel_benchmark_runs_and_reports_every_ratio(tmp_path: Path) -> Non
     assert out.count("a/c =") == 2
     assert "b/(c x cores) =" in out
     assert "d/c =" in out
+
+
+@pytest.mark.slow
+def test_seed_benchmark_runs_every_contender(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "seed.py"),
+            "--size",
+            "60x80",
+            "--radius",
+            "2",
+            "--repeat",
+            "1",
+            "--out",
+            str(tmp_path / "o.zarr"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    for label in ("(b) compiled", "(t) pipeline, threads", "(p) pipeline, processes", "(m) multi"):
+        assert label in done.stdout
+    assert "m/p =" in done.stdout
