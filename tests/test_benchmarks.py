@@ -59,6 +59,11 @@ def test_seed_benchmark_runs_every_contender(tmp_path: Path) -> None:
         check=True,
         timeout=600,
     )
-    for label in ("(b) pipeline, threads, 1", "(t) pipeline, threads", "(p) pipeline, proc", "(m) multi"):
+    for label in (
+        "(b) pipeline, threads, 1",
+        "(t) pipeline, threads",
+        "(p) pipeline, proc",
+        "(m) multi",
+    ):
         assert label in done.stdout
     assert "m/p =" in done.stdout
