@@ -11,27 +11,31 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_per_pixel_benchmark_runs_and_reports_every_ratio(tmp_path: Path) -> None:
+def run_benchmark(script: str, *args: str) -> str:
+    """What ``benchmarks/<script>`` prints with ``args``; it must exit cleanly."""
     done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "per_pixel.py"),
-            "--size",
-            "80x120",
-            "--chunks",
-            "64",
-            "--repeat",
-            "1",
-            "--data",
-            str(tmp_path),
-        ],
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
         capture_output=True,
         text=True,
         check=True,
         timeout=600,
     )
-    out = done.stdout
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_per_pixel_benchmark_runs_and_reports_every_ratio(tmp_path: Path) -> None:
+    out = run_benchmark(
+        "per_pixel.py",
+        "--size",
+        "80x120",
+        "--chunks",
+        "64",
+        "--repeat",
+        "1",
+        "--data",
+        str(tmp_path),
+    )
     for label in ("(a) uncompiled", "(b) compiled", "(c) pipeline", "(d) plain dask"):
         assert label in out
     assert out.count("a/c =") == 2
@@ -41,23 +45,16 @@ def test_per_pixel_benchmark_runs_and_reports_every_ratio(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_seed_benchmark_runs_every_contender(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "seed.py"),
-            "--size",
-            "60x80",
-            "--radius",
-            "2",
-            "--repeat",
-            "1",
-            "--out",
-            str(tmp_path / "o.zarr"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
+    out = run_benchmark(
+        "seed.py",
+        "--size",
+        "60x80",
+        "--radius",
+        "2",
+        "--repeat",
+        "1",
+        "--out",
+        str(tmp_path / "o.zarr"),
     )
     for label in (
         "(b) pipeline, threads, 1",
@@ -65,5 +62,5 @@ def test_seed_benchmark_runs_every_contender(tmp_path: Path) -> None:
         "(p) pipeline, proc",
         "(m) multi",
     ):
-        assert label in done.stdout
-    assert "m/p =" in done.stdout
+        assert label in out
+    assert "m/p =" in out
