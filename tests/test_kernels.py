@@ -267,14 +267,18 @@ def test_apply_compiles_the_loop_a_run_uses(tmp_path: Path) -> None:
     # The loop is specialised on the halo (so that LLVM can drop numba's negative-index
     # checks and vectorise it); apply must compile the one the blocks run, or every worker
     # thread would compile it again during the run, uncounted.
-    from pipeline.ops import kernels
+    from pipeline.ops import loops
 
     image = da.from_array(np.random.default_rng(2).random((40, 50)), chunks=16)
     result = pipeline.apply(slope, image, depth=2, boundary="nearest", cell_size=2.0)
-    compiled = {key: len(getattr(d, "signatures", ())) for key, d in kernels._DRIVERS.items()}
+    compiled = {
+        k: len(getattr(loop.function, "signatures", ())) for k, loop in loops._LOOPS.items()
+    }
     pipeline.save(result, tmp_path / "s.zarr", progress=False)
-    assert {k: len(getattr(d, "signatures", ())) for k, d in kernels._DRIVERS.items()} == compiled
-    assert any(key.left == 2 for key in compiled)
+    assert {
+        k: len(getattr(loop.function, "signatures", ())) for k, loop in loops._LOOPS.items()
+    } == compiled
+    assert any(key.left == 2 for key, _ in compiled)
 
 
 # ----------------------------------------------------------------------------- built-ins

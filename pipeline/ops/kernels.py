@@ -25,12 +25,12 @@ import inspect
 import time
 import warnings
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
 from pipeline.errors import ArgumentError, KernelCompileError, PerformanceWarning
+from pipeline.ops.loops import Loop, LoopKey, code_identity, loop_for, numba_cache_dir
 from pipeline.ops.shipping import USER_MODULE_PREFIX, shippable
 
 if TYPE_CHECKING:
@@ -46,7 +46,6 @@ KernelKind = Literal["pointwise", "neighbourhood"]
 
 _FIXED = {"pointwise": 0, "neighbourhood": 2}  # (i, j) after the arrays
 Depth = tuple[int, int]
-_DRIVERS: dict[LoopKey, Any] = {}
 _COMPILED: dict[str, Any] = {}
 
 
@@ -87,6 +86,9 @@ class Kernel:
     """How messages name it."""
     token: str = field(default="", repr=False)
     """Identity, so that each process compiles a kernel once however often it is unpickled."""
+    identity: str = field(default="", repr=False)
+    """What its compiled code depends on (:func:`~pipeline.ops.loops.code_identity`), worked
+    out where it was defined: the key of its compiled loop in the on-disk cache."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -97,6 +99,8 @@ class Kernel:
             object.__setattr__(
                 self, "token", tokenize(self.func, self.kind, self.coords, self.finish)
             )
+        if not self.identity:
+            object.__setattr__(self, "identity", code_identity(self.func))
 
     @property
     def __name__(self) -> str:
@@ -215,11 +219,12 @@ class Kernel:
         from numba import types
 
         start = time.perf_counter()
-        driver = _driver(self._loop_key(len(dtypes), channels, True, len(params), depth))
+        loop = self._loop(self._loop_key(len(dtypes), channels, True, len(params), depth))
         out = np.empty((1, 1) if channels is None else (1, 1, channels), dtype=out_dtype)
-        driver.compile(
+        kernel = (_typeof(self._dispatcher()),) if loop.takes_kernel else ()
+        loop.function.compile(
             (
-                _typeof(self._dispatcher()),
+                *kernel,
                 *(_typeof(np.empty((1, 1), dtype=d)) for d in dtypes),
                 _typeof(out),
                 *([types.intp] * 4),
@@ -235,15 +240,16 @@ class Kernel:
             self.kind, n_inputs, channels or 0, self.coords, compiled, n_params, int(depth[1])
         )
 
+    def _loop(self, key: LoopKey) -> Loop:
+        """The per-pixel loop for ``key``, compiled with this kernel where it can be."""
+        return loop_for(key, self._dispatcher() if key.compiled else self.func, self.identity)
+
     def _dispatcher(self) -> Any:
         dispatcher = _COMPILED.get(self.token)
         if dispatcher is None:
             import numba
 
-            if not numba.config.CACHE_DIR:
-                # Compiled kernels are cached per user, not in __pycache__ beside the
-                # kernel's source (which may be a read-only install or someone's project).
-                numba.config.CACHE_DIR = str(Path.home() / ".cache" / "pipeline" / "numba")
+            numba_cache_dir()
             dispatcher = numba.njit(nogil=True, error_model="numpy", cache=_cacheable(self.func))(
                 self.func
             )
@@ -276,20 +282,20 @@ class Kernel:
                 raise ArgumentError(msg)
         top, _, left, _ = info.halo
         shape = info.core.shape if channels is None else (*info.core.shape, channels)
-        driver = _driver(self._loop_key(len(blocks), channels, compiled, len(params), info.depth))
+        loop = self._loop(self._loop_key(len(blocks), channels, compiled, len(params), info.depth))
         kernel = self._dispatcher() if compiled else self.func
         arrays = [np.ascontiguousarray(b) for b in blocks]
         y0, x0 = info.core.y0, info.core.x0
         out = np.empty(shape, dtype=out_dtype)
         if self.finish is None:
-            driver(kernel, *arrays, out, top, left, y0, x0, params)
+            loop(kernel, *arrays, out, top, left, y0, x0, params)
             return out
         values_dtype = out_dtype if loop_dtype is None else loop_dtype
         rows = finish_strip_rows(shape, values_dtype)
         values = np.empty((min(rows, shape[0]), *shape[1:]), dtype=values_dtype)
         for start in range(0, shape[0], rows):
             strip = values[: min(rows, shape[0] - start)]
-            driver(kernel, *arrays, strip, top + start, left, y0 + start, x0, params)
+            loop(kernel, *arrays, strip, top + start, left, y0 + start, x0, params)
             finished = np.asarray(self.finish(strip))
             if finished.shape != strip.shape:
                 msg = (
@@ -444,80 +450,6 @@ def _output_layout(result: Any, label: str) -> tuple[np.dtype[Any], int | None]:
     except Exception as exc:
         msg = f"kernel {label} returns {result}; return a number or a tuple of numbers"
         raise KernelCompileError(msg) from exc
-
-
-class LoopKey(NamedTuple):
-    """What the generated per-pixel loop depends on (one loop, compiled once, per key)."""
-
-    kind: str
-    n_inputs: int
-    channels: int
-    """0 for one value per pixel."""
-    coords: bool
-    compiled: bool
-    n_params: int
-    """Settings passed after the position."""
-    left: int
-    """The declared halo on the left: the column offset the loop's fast copy has as a
-    literal."""
-
-
-def _driver_source(key: LoopKey) -> str:
-    """The loop that calls a kernel on every pixel of a block.
-
-    It has two copies of the loop: one for blocks whose left halo is the declared one (every
-    block but those at the left edge with boundary ``none``), with the column offset written
-    as a literal, and one that takes it at run time. With a literal column offset and the
-    settings passed one by one (not ``*params``), LLVM can prove the kernel's column indices
-    are never negative, drops numba's wraparound checks from the inner loop and vectorises
-    it: for slope it runs four to five times faster, with the same bits. (The row offset,
-    constant along a row, costs nothing at run time.)
-    """
-    names = [f"a{k}" for k in range(key.n_inputs)]
-    settings = [f"params[{k}]" for k in range(key.n_params)]
-
-    def loop(r1: str) -> str:
-        row = "i + r0"
-        col = f"j + {r1}" if r1 != "0" else "j"
-        if key.kind == "pointwise":
-            values = [f"{a}[{row}, {col}]" for a in names]
-        else:
-            values = [*names, row, col]
-        if key.coords:
-            values += ["y0 + i", "x0 + j"]
-        call = f"kernel({', '.join([*values, *settings])})"
-        store = (
-            "for k in range(out.shape[2]):\n                    out[i, j, k] = res[k]"
-            if key.channels
-            else "out[i, j] = res"
-        )
-        return f"""
-        for i in range(out.shape[0]):
-            for j in range(out.shape[1]):
-                res = {call}
-                {store}"""
-
-    return f"""
-def driver(kernel, {", ".join(names)}, out, r0, r1, y0, x0, params):
-    if r1 == {key.left}:{loop(str(key.left))}
-    else:{loop("r1")}
-    return out
-"""
-
-
-def _driver(key: LoopKey) -> Any:
-    """The per-pixel loop for ``key`` (made once each)."""
-    driver = _DRIVERS.get(key)
-    if driver is None:
-        namespace: dict[str, Any] = {}
-        exec(_driver_source(key), namespace)  # noqa: S102
-        driver = namespace["driver"]
-        if key.compiled:
-            import numba
-
-            driver = numba.njit(nogil=True, error_model="numpy")(driver)
-        _DRIVERS[key] = driver
-    return driver
 
 
 def _make(
