@@ -178,3 +178,51 @@ def test_the_cached_loop_takes_no_kernel_argument() -> None:
     key = LoopKey("neighbourhood", 1, 0, False, True, 0, 1)
     assert "def driver(a0, out," in driver_source(key, takes_kernel=False)
     assert "def driver(kernel, a0, out," in driver_source(key)
+
+
+MODULE = """\
+import os
+import pipeline
+
+SCALE = float(os.environ["LOOPS_SCALE"])
+
+
+@pipeline.pointwise
+def scaled(v):
+    return v * SCALE
+"""
+
+USE_MODULE = """\
+import sys
+import numpy as np
+import pipeline
+from scaling import scaled
+
+print(pipeline.compute_window(pipeline.apply(scaled, np.ones((4, 4))), pipeline.Window(0, 1, 0, 1)))
+"""
+
+
+def test_a_global_computed_at_import_is_not_served_stale(tmp_path: Path) -> None:
+    # numba's own cache=True keys a function on its file's time stamp alone: the second
+    # process below would get the code compiled for SCALE = 2.
+    (tmp_path / "scaling.py").write_text(MODULE)
+
+    def run(scale: str) -> str:
+        env = {
+            **os.environ,
+            "LOOPS_SCALE": scale,
+            "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+            "PYTHONPATH": str(tmp_path),
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", USE_MODULE],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    assert run("2") == "[[2.]]"
+    assert run("3") == "[[3.]]"

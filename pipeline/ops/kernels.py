@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 
 from pipeline.errors import ArgumentError, KernelCompileError, PerformanceWarning
-from pipeline.ops.loops import Loop, LoopKey, code_identity, loop_for, numba_cache_dir
-from pipeline.ops.shipping import USER_MODULE_PREFIX, shippable
+from pipeline.ops.loops import Loop, LoopKey, code_identity, loop_for, probe_for
+from pipeline.ops.shipping import shippable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -196,8 +196,9 @@ class Kernel:
             if self.coords:
                 args += [types.intp, types.intp]
             args += [_typeof(p) for p in params]
-            dispatcher.compile(tuple(args))
-            result_type = dispatcher.overloads[tuple(args)].signature.return_type
+            probe = probe_for(dispatcher, self.identity, len(args))
+            probe.compile(tuple(args))
+            result_type = probe.overloads[tuple(args)].signature.return_type
         except Exception as exc:
             if not _is_numba_error(exc):
                 raise
@@ -249,10 +250,9 @@ class Kernel:
         if dispatcher is None:
             import numba
 
-            numba_cache_dir()
-            dispatcher = numba.njit(nogil=True, error_model="numpy", cache=_cacheable(self.func))(
-                self.func
-            )
+            # Not numba's cache=True (see probe_for): the kernel is cached inside its probe
+            # and its loops, under an identity that covers the globals it reads.
+            dispatcher = numba.njit(nogil=True, error_model="numpy")(self.func)
             _COMPILED[self.token] = dispatcher
         return dispatcher
 
@@ -389,20 +389,6 @@ def _as_numba_value(value: Any) -> Any:
 
 def _is_numba_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("numba")
-
-
-def _cacheable(func: Callable[..., Any]) -> bool:
-    """numba caches a function to disk when its source file exists and its module can be
-    imported by name in any process (a cached kernel re-imports its module to rebuild its
-    globals): not a script's ``__main__``, not a file a config names."""
-    module = getattr(func, "__module__", None) or ""
-    if module == "__main__" or module.startswith(USER_MODULE_PREFIX):
-        return False
-    try:
-        path = inspect.getsourcefile(func)
-    except TypeError:
-        return False
-    return bool(path) and not str(path).startswith("<")
 
 
 def shorten_numba_error(exc: BaseException) -> str:

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Loop", "LoopKey", "code_identity", "loop_for"]
+__all__ = ["Loop", "LoopKey", "code_identity", "loop_for", "probe_for"]
 
 MODULE_PREFIX = "pipeline_loop_"
 
@@ -146,13 +146,49 @@ def _process_loop(key: LoopKey) -> Loop:
 
 
 def _cached_loop(key: LoopKey, kernel: Any, identity: str) -> Loop:
+    body = driver_source(key, takes_kernel=False)
+    module = _generated(f"the per-pixel loop {tuple(key)} around one kernel", body, identity)
+    module.kernel = kernel
+    return Loop(module.driver, takes_kernel=False, cached=True)
+
+
+def probe_for(kernel: Any, identity: str, n_args: int) -> Any:
+    """A compiled function that calls ``kernel`` (a numba dispatcher) with ``n_args``
+    arguments, cached on disk under the kernel's identity: compiling it for a signature gives
+    the kernel's result type, loaded from the cache after the first time.
+
+    Kernels are never cached by numba's own ``cache=True``: it checks only the time stamp of
+    the kernel's file, so a kernel that reads a global computed at import (from the
+    environment, a config) would silently run the code compiled for the old value.
+    Falls back to ``kernel`` itself where the cache cannot be written.
+    """
+    cached = _PROBES.get((identity, n_args))
+    if cached is not None:
+        return cached
+    names = ", ".join(f"a{k}" for k in range(n_args))
+    body = f"\ndef probe({names}):\n    return kernel({names})\n"
+    try:
+        module = _generated("the result type of one kernel", body, identity)
+    except OSError:
+        return kernel
+    module.kernel = kernel
+    _PROBES[(identity, n_args)] = module.probe
+    return module.probe
+
+
+_PROBES: dict[tuple[str, int], Any] = {}
+
+
+def _generated(what: str, body: str, identity: str) -> Any:
+    """The module of generated source ``body`` (one function, compiled and cached by numba)
+    for the kernel of ``identity``; written to the cache directory once, loaded once per
+    process. Its global ``kernel`` is for the caller to set before it compiles."""
     import numba
 
-    body = driver_source(key, takes_kernel=False)
     source = (
-        f'"""pipeline: the per-pixel loop {tuple(key)} around one kernel (generated)."""\n'
+        f'"""pipeline: {what} (generated)."""\n'
         "import numba\n\n"
-        "kernel = None  # set to the kernel before the loop compiles\n\n"
+        "kernel = None  # set to the kernel before the function compiles\n\n"
         '@numba.njit(nogil=True, error_model="numpy", cache=True)'
         f"{body}"
     )
@@ -176,8 +212,7 @@ def _cached_loop(key: LoopKey, kernel: Any, identity: str) -> Loop:
         except BaseException:
             del sys.modules[name]
             raise
-    module.kernel = kernel  # type: ignore[attr-defined]
-    return Loop(module.driver, takes_kernel=False, cached=True)
+    return module
 
 
 def loop_directory() -> Path:
