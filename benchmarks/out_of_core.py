@@ -67,7 +67,7 @@ def io_floor(path: Path, out: Path, block: int) -> None:
     import tifffile
     import zarr
 
-    from pipeline.io.zarr_ import output_codec
+    from pipeline.io.writer import output_codec
     from pipeline.machine import default_workers
     from pipeline.ops import terrain
 

@@ -48,7 +48,7 @@ def main() -> None:
     import pipeline
     from pipeline.io import create_target
     from pipeline.ops.terrain_kernels import slope
-    from pipeline.planning import _write_tasks
+    from pipeline.runtime import write_tasks
 
     work = Path(tempfile.mkdtemp(prefix="scheduler-load-"))
     block = args.block
@@ -65,7 +65,7 @@ def main() -> None:
         attributes={},
         run_id="load",
     )
-    tasks = _write_tasks(lazy, checked.grid, target)
+    tasks = write_tasks(lazy, checked.grid, target)
     ours = dict(tasks[0].__dask_graph__())
     ours_bytes = len(cloudpickle.dumps(ours, protocol=pickle.HIGHEST_PROTOCOL))
 

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from pipeline.image import open_image
     from pipeline.ops import apply, compute_window
     from pipeline.ops.kernels import Kernel, neighbourhood, pointwise
-    from pipeline.planning import Plan, plan, save
-    from pipeline.quicklook import preview
+    from pipeline.planning import Plan, RunOptions, plan, save
+    from pipeline.render import preview
     from pipeline.report import RunReport
     from pipeline.xarray_ import open_dataarray
 
@@ -37,6 +37,7 @@ __all__ = [
     "Kernel",
     "PipelineError",
     "Plan",
+    "RunOptions",
     "RunReport",
     "Window",
     "__version__",
@@ -63,12 +64,13 @@ _LAZY = {
     "apply": "pipeline.ops",
     "compute_window": "pipeline.ops",
     "export_tiff": "pipeline.export",
-    "preview": "pipeline.quicklook",
+    "preview": "pipeline.render",
     "open_image": "pipeline.image",
     "open_dataarray": "pipeline.xarray_",
     "Plan": "pipeline.planning",
     "plan": "pipeline.planning",
     "save": "pipeline.planning",
+    "RunOptions": "pipeline.planning",
 }
 
 

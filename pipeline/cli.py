@@ -13,7 +13,6 @@ import json
 import re
 import sys
 import traceback
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -177,7 +176,7 @@ def _report_error(exc: Exception, *, debug: bool) -> int:
 
 
 def _overrides(args: argparse.Namespace) -> Any:
-    from pipeline.workflow import Overrides
+    from pipeline.from_config import Overrides
 
     return Overrides(
         scheduler=args.scheduler,
@@ -188,19 +187,13 @@ def _overrides(args: argparse.Namespace) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline import workflow
+    from pipeline import from_config
     from pipeline.config import load_config
 
     loaded = load_config(args.config, args.sets)
     if args.dry_run:
-        overrides = _overrides(args)
-        plan = workflow.build(loaded, overrides=replace(overrides, overwrite=True))
-        notes = [
-            f"{p} does not exist yet: the run generates it first"
-            for p in workflow.pending_inputs(loaded)
-        ]
-        if plan.target.exists() and not (overrides.overwrite or loaded.config.output.overwrite):
-            notes.append(f"{plan.target} exists: the run needs --overwrite")
+        plan, notes = from_config.dry_run(loaded, _overrides(args))
+        notes = [_as_flags(note) for note in notes]
         if args.json:
             print(json.dumps({**dict(plan.describe()), "notes": notes}, indent=2))
         else:
@@ -208,17 +201,17 @@ def _run(args: argparse.Namespace) -> int:
             for note in notes:
                 print(f"note: {note}")
         return EXIT_OK
-    workflow.generate_inputs(loaded, announce=not args.quiet)
-    plan = workflow.build(loaded, overrides=_overrides(args))
-    report = plan.execute(progress=not args.quiet, resume=args.resume)
+    from_config.generate_inputs(loaded, announce=not args.quiet)
+    plan = from_config.build(loaded, overrides=_overrides(args))
+    report = plan.execute(progress=not args.quiet)
     print(report.to_json() if args.json else report.summary())
     return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from pipeline import workflow
+    from pipeline import from_config
 
-    problems = workflow.validate(args.config, args.sets)
+    problems = from_config.validate(args.config, args.sets)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
@@ -229,7 +222,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _preview(args: argparse.Namespace) -> int:
-    from pipeline.quicklook import parse_window, preview
+    from pipeline.render import parse_window, preview
 
     window = parse_window(args.window) if args.window else None
     done = preview(args.path, args.out, level=args.level, window=window)
@@ -290,18 +283,9 @@ def _describe_values(values: dict[str, Any], levels: int) -> str:
 
 
 def _print_provenance(produced: dict[str, Any], path: str) -> None:
-    from pathlib import Path
+    from pipeline.io.info import output_state
 
-    from pipeline.io import done_blocks
-
-    if produced.get("complete"):
-        state = "complete"
-    else:
-        done, total = len(done_blocks(Path(path))), produced.get("blocks", "?")
-        state = (
-            f"INCOMPLETE: {done} of {total} blocks written (finish it with --resume, or "
-            "resume=True in Python)"
-        )
+    state = output_state(path)
     print(f"{'written by':<14}pipeline {produced.get('version')} on {produced.get('created')}")
     print(f"{'state':<14}{state}")
     report = produced.get("report")

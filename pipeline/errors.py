@@ -128,6 +128,14 @@ class MemoryBudgetError(PipelineError, ValueError):
 class OutputExistsError(PipelineError, FileExistsError):
     """The output path exists and overwriting was not asked for."""
 
+    @classmethod
+    def at(cls, path: object) -> OutputExistsError:
+        """The error for an output that exists, with the fix."""
+        return cls(
+            f"output {path} already exists; pass overwrite=True (CLI: --overwrite) to replace "
+            "it, or choose another path"
+        )
+
 
 class OutputWriteError(PipelineError, OSError):
     """Writing the output failed in a way retrying cannot fix (a full disk, no permission)."""

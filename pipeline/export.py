@@ -65,8 +65,7 @@ def export_tiff(
 
     path, target = Path(path), Path(target)
     if target.exists() and not overwrite:
-        msg = f"{target} already exists; pass overwrite=True (CLI: --overwrite) to replace it"
-        raise OutputExistsError(msg)
+        raise OutputExistsError.at(target)
     if any(t % 16 for t in tile):
         msg = f"tile {tile} must be multiples of 16 (a TIFF requirement), such as (512, 512)"
         raise ArgumentError(msg)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.image import open_image
-from pipeline.io import read_group_attributes
+from pipeline.io import level_transform, read_group_attributes
 
 if TYPE_CHECKING:
     import os
@@ -67,16 +67,4 @@ def _transform(path: Path, level: int) -> tuple[list[float], list[float]]:
         attrs = read_group_attributes(path)
     except Exception:  # a plain Zarr array, not a group: no multiscales
         return [1.0, 1.0], [0.0, 0.0]
-    multiscales = (attrs.get("ome") or attrs).get("multiscales") or [{}]
-    axes = [a["name"] if isinstance(a, dict) else a for a in multiscales[0].get("axes", [])]
-    datasets = multiscales[0].get("datasets", [])
-    if level >= len(datasets):  # not OME-Zarr (open_image checked the level of one that is)
-        return [1.0, 1.0], [0.0, 0.0]
-    scale, translation = [1.0] * len(axes), [0.0] * len(axes)
-    for transform in datasets[level].get("coordinateTransformations", []):
-        if transform.get("type") == "scale":
-            scale = [float(v) for v in transform["scale"]]
-        elif transform.get("type") == "translation":
-            translation = [float(v) for v in transform["translation"]]
-    spatial = [axes.index(name) for name in ("y", "x")] if axes else [0, 1]
-    return [scale[k] for k in spatial], [translation[k] for k in spatial]
+    return level_transform(attrs, level)

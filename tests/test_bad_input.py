@@ -90,7 +90,7 @@ def changed_then_resume(folder: Path) -> None:
 
 
 def disk_full(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.io.zarr_ import ZarrTarget
+    from pipeline.io.writer import ZarrTarget
 
     def write(self: Any, window: Any, block: Any) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")

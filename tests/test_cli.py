@@ -453,10 +453,10 @@ def test_failure_in_the_function_names_the_block_and_shows_its_traceback(
     at = next(k for k, line in enumerate(lines) if line.strip() == where)
     assert lines[at + 1].strip() == 'raise ZeroDivisionError("the terrain is too steep here")'
     assert lines[-1] == "ZeroDivisionError: the terrain is too steep here"
-    assert "pipeline/ops/program.py" not in done.stderr, "our frames only with --debug"
+    assert "pipeline/ops/nodes.py" not in done.stderr, "our frames only with --debug"
     assert "<dynamic-code>" not in done.stderr
     debug = run_cli("run", "run.yaml", "--quiet", "--overwrite", "--debug", cwd=tmp_path)
-    assert "pipeline/ops/program.py" in debug.stderr
+    assert "pipeline/ops/nodes.py" in debug.stderr
 
 
 def test_missing_config_is_one_line(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from pipeline.errors import BlockFunctionError, SchedulerError
 from pipeline.grid import Window
 from pipeline.ops import program_of
 from pipeline.ops.memory import ArraySource, SpilledArray, spill_arrays
-from pipeline.ops.program import SourceNode
+from pipeline.ops.nodes import SourceNode
 
 
 @pytest.mark.parametrize("dtype", ["uint16", "float64"])

@@ -267,7 +267,7 @@ def test_apply_compiles_the_loop_a_run_uses(tmp_path: Path) -> None:
     # The loop is specialised on the halo (so that LLVM can drop numba's negative-index
     # checks and vectorise it); apply must compile the one the blocks run, or every worker
     # thread would compile it again during the run, uncounted.
-    from pipeline.ops import loops
+    from pipeline.ops.kernels import loops
 
     image = da.from_array(np.random.default_rng(2).random((40, 50)), chunks=16)
     result = pipeline.apply(slope, image, depth=2, boundary="nearest", cell_size=2.0)

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.ops.loops import LoopKey, code_identity, driver_source
+from pipeline.ops.kernels.loops import LoopKey, code_identity, driver_source
 
 SCRIPT = """\
 import json, sys
 import numpy as np
 import pipeline
-from pipeline.ops import loops
+from pipeline.ops.kernels import loops
 
 OFFSET = 1.0
 
@@ -165,7 +165,7 @@ def test_identity_is_the_same_in_a_new_process() -> None:
     here = code_identity(terrain_kernels.slope.func)
     code = (
         "from pipeline.ops import terrain_kernels\n"
-        "from pipeline.ops.loops import code_identity\n"
+        "from pipeline.ops.kernels.loops import code_identity\n"
         "print(code_identity(terrain_kernels.slope.func))"
     )
     done = subprocess.run(

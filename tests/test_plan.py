@@ -19,7 +19,8 @@ from pipeline.grid.sizing import LARGEST, MAX_OVERHEAD, TASKS_PER_WORKER
 from pipeline.io import create_target
 from pipeline.ops import program_of, terrain
 from pipeline.ops.terrain_kernels import sky_view, slope
-from pipeline.planning import _task_bytes, _write_tasks
+from pipeline.planning import memory
+from pipeline.runtime import write_tasks
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_one_task_per_output_block_for_a_fused_chain(dem: Path, tmp_path: Path) 
         attributes={},
         run_id="x",
     )
-    tasks = _write_tasks(checked.image, checked.grid, out)
+    tasks = write_tasks(checked.image, checked.grid, out)
     graph = dict(tasks[0].__dask_graph__())
     assert len(graph) == checked.tasks == 3 * 4, "nothing but the write tasks"
     assert checked.halo == (2, 2)
@@ -147,7 +148,7 @@ def test_projected_task_memory_bounds_what_a_task_allocates(dem: Path, function:
     program = program_of(lazy)
     assert program is not None
     root = program.root
-    projected = _task_bytes(root, (256, 256))
+    projected = memory.task_bytes(root, (256, 256))
     window = Window(256, 512, 256, 512)
     root.read(window, {})  # warm up: compile, fill the tile cache
     tracemalloc.start()
@@ -234,17 +235,15 @@ def test_issue_a_gil_bound_step_is_budgeted_for_the_processes_it_runs_in(
 ) -> None:
     # The switch to processes came after the memory check, which counted one process with two
     # threads: the second process's runtime and tile cache were never counted.
-    from pipeline import planning
-
     lazy = _uncompiled_step(tmp_path)
-    process = planning._process_bytes()
+    process = memory.worker_bytes(0, 1)
     with pytest.warns(PerformanceWarning, match="running in processes"):
         checked = pipeline.plan(lazy, tmp_path / "o.zarr", workers=2)
     assert checked.scheduler == "processes"
-    assert checked.memory_per_worker == planning._worker_total(checked.memory_per_task, 1)
+    assert checked.memory_per_worker == memory.worker_bytes(checked.memory_per_task, 1)
     assert "shared by 2 processes" in checked.budget_source
     # Room for one process holding two tasks, not for two processes of one task each.
-    monkeypatch.setattr(planning, "available_memory", lambda: int(1.1 * process / 0.6))
+    monkeypatch.setattr(memory, "available_memory", lambda: int(1.1 * process / 0.6))
     with (
         pytest.warns(PerformanceWarning, match="running in processes"),
         pytest.raises(MemoryBudgetError, match=r"shared by 2 processes"),

@@ -21,7 +21,8 @@ from conftest import loopback_cluster
 import pipeline
 from pipeline.demo import write_dem
 from pipeline.errors import ResumeError
-from pipeline.io.zarr_ import DONE_DIR, ZarrTarget
+from pipeline.io.records import DONE_DIR
+from pipeline.io.writer import ZarrTarget
 from pipeline.ops.terrain_kernels import slope
 
 KERNELS = """
@@ -151,13 +152,13 @@ def test_records_checksum_the_bytes_written_without_reading_chunks_back(
 ) -> None:
     import zlib
 
-    from pipeline.io import zarr_
+    from pipeline.io import writer
 
     def no_read_back(path: Path) -> int | None:
         msg = f"{path} was read back to checksum it"
         raise AssertionError(msg)
 
-    monkeypatch.setattr(zarr_, "_checksum", no_read_back)
+    monkeypatch.setattr(writer, "checksum", no_read_back)
     image = np.random.default_rng(4).random((150, 260)).astype(np.float32)
     pipeline.save(pipeline.open_image(image, chunks=(64, 128)), tmp_path / "o.zarr", progress=False)
     records = list((tmp_path / "o.zarr" / DONE_DIR / "0").iterdir())
@@ -217,8 +218,9 @@ def test_transient_io_errors_are_retried_and_the_function_is_not(
     assert len(calls) == 3, "two failures, then success"
 
     calls.clear()
-    checked = pipeline.plan(np.ones((10, 10)), tmp_path / "b.zarr", scheduler="synchronous")
-    checked.retries = 0
+    checked = pipeline.plan(
+        np.ones((10, 10)), tmp_path / "b.zarr", scheduler="synchronous", retries=0
+    )
     with pytest.raises(OSError, match="simulated"):
         checked.execute(progress=False)
 
@@ -278,20 +280,20 @@ def test_killing_a_distributed_worker_does_not_fail_the_run(project: Path) -> No
 def test_progress_of_a_resumed_run_starts_from_the_blocks_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline import planning
+    from pipeline.runtime import run
 
     lazy = pipeline.apply(np.negative, np.ones((40, 40)).astype("f4"))
     pipeline.save(lazy.rechunk(10), tmp_path / "o.zarr", progress=False)
     for marker in list((tmp_path / "o.zarr" / DONE_DIR / "0").iterdir())[:5]:
         marker.unlink()  # as if the run had been killed before recording these
     seen: list[tuple[int, int]] = []
-    original = planning.progress_bar
+    original = run.progress_bar
 
     def spy(total: int, label: str, enabled: bool = True, completed: int = 0) -> Any:
         seen.append((total, completed))
         return original(total, label, enabled=False, completed=completed)
 
-    monkeypatch.setattr(planning, "progress_bar", spy)
+    monkeypatch.setattr(run, "progress_bar", spy)
     report = pipeline.save(lazy.rechunk(10), tmp_path / "o.zarr", resume=True)
     assert seen == [(16, 11)]
     assert report.tasks == 5

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.demo import write_dem
-from pipeline.scheduler import executor
+from pipeline.runtime import executor
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,8 +23,15 @@ from pipeline.grid.chunks import (
     check_write_alignment,
     normalize_chunks,
 )
-from pipeline.grid.protocol import WindowSource
-from pipeline.grid.sizing import BlockChoice, choose_blocks, divide_for_storage, halo_overhead
+from pipeline.grid.levels import ceil_div, chunk_span, chunks_in, level_shape
+from pipeline.grid.sizing import (
+    BlockChoice,
+    budget_error,
+    choose_blocks,
+    divide_for_storage,
+    halo_overhead,
+)
+from pipeline.grid.source import WindowSource
 from pipeline.grid.window import Window
 
 __all__ = [
@@ -40,11 +47,16 @@ __all__ = [
     "Window",
     "WindowSource",
     "auto_chunks",
+    "budget_error",
+    "ceil_div",
     "check_write_alignment",
     "choose_blocks",
+    "chunk_span",
+    "chunks_in",
     "divide_for_storage",
     "gather_axis",
     "halo_overhead",
+    "level_shape",
     "normalize_chunks",
     "normalize_depth",
     "padded_read",

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_OVERHEAD",
     "BlockChoice",
+    "budget_error",
     "choose_blocks",
     "divide_for_storage",
     "halo_overhead",
@@ -124,15 +125,15 @@ def choose_blocks(
         fitting = [o for o in evaluate(_narrower(options[0][0], shape, unit)) if o[3] <= budget]
     if not fitting:
         by, bx = min(unit[0], shape[0]), min(unit[1], shape[1])
-        msg = (
-            f"even blocks of one storage unit, {by}x{bx}, project {format_bytes(memory((by, bx)))} "
-            f"per worker, over the budget of {format_bytes(budget)}"
-            + (f" ({budget_source})" if budget_source else "")
-            + "; raise the memory limit "
-            "(compute.memory_limit), use fewer threads per worker, or reduce what each block "
-            "holds"
+        what = f"even blocks of one storage unit, {by}x{bx},"
+        raise budget_error(
+            what,
+            memory((by, bx)),
+            budget=budget,
+            source=budget_source,
+            fix="raise the memory limit (compute.memory_limit), use fewer threads per worker, or "
+            "reduce what each block holds",
         )
-        raise MemoryBudgetError(msg)
     lean = [o for o in fitting if o[2] <= MAX_OVERHEAD]
     if not lean:
         block, tasks, overhead, mem = min(fitting, key=lambda o: o[2])
@@ -174,3 +175,14 @@ def divide_for_storage(block: tuple[int, int], unit: tuple[int, int]) -> tuple[i
                 break
         chunks.append(best)
     return (chunks[0], chunks[1])
+
+
+def budget_error(
+    blocks: str, projected: int, *, budget: int, source: str, fix: str, detail: str = ""
+) -> MemoryBudgetError:
+    """The error for blocks whose projected memory per worker is over the budget."""
+    where = f" ({source})" if source else ""
+    return MemoryBudgetError(
+        f"{blocks} project {format_bytes(projected)} per worker{detail}, over the budget of "
+        f"{format_bytes(budget)}{where}; {fix}"
+    )

@@ -1,4 +1,4 @@
-"""Readers (TIFF, Zarr, NPY) that read any window of a file, and the Zarr writer.
+"""Readers (TIFF, Zarr, NPY) that read any window of a file; the Zarr writer and its records.
 
 Every reader is a small picklable description of its file that opens the file in each read,
 so the same object works on threads, processes and cluster workers.
@@ -10,25 +10,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import UnsupportedSourceError
-from pipeline.io.base import check_image_shape, sniff_format
+from pipeline.io.base import ZARR_MARKERS, check_image_shape, directory_size, sniff_format
 from pipeline.io.npy import NpySource
+from pipeline.io.ome import NGFF_VERSIONS, check_ngff, level_transform
+from pipeline.io.records import (
+    RunRecord,
+    damaged_chunks,
+    done_blocks,
+    forget_block,
+    output_progress,
+    read_record,
+    sweep_partials,
+    write_record,
+)
 from pipeline.io.tiff import TiffSource
-from pipeline.io.zarr_ import (
-    NGFF_VERSIONS,
-    ZarrSource,
+from pipeline.io.writer import (
     ZarrTarget,
     add_level,
     codec_label,
     create_target,
-    damaged_chunks,
-    directory_size,
-    done_blocks,
-    forget_block,
     open_target,
     read_group_attributes,
-    sweep_partials,
-    update_group_attributes,
 )
+from pipeline.io.zarr_ import ZarrSource
 
 if TYPE_CHECKING:
     import os
@@ -37,22 +41,27 @@ __all__ = [
     "NGFF_VERSIONS",
     "FileSource",
     "NpySource",
+    "RunRecord",
     "TiffSource",
     "ZarrSource",
     "ZarrTarget",
     "add_level",
     "check_image_shape",
+    "check_ngff",
     "codec_label",
     "create_target",
     "damaged_chunks",
     "directory_size",
     "done_blocks",
     "forget_block",
+    "level_transform",
     "open_source",
     "open_target",
+    "output_progress",
     "read_group_attributes",
+    "read_record",
     "sweep_partials",
-    "update_group_attributes",
+    "write_record",
 ]
 
 FileSource = TiffSource | ZarrSource | NpySource
@@ -64,7 +73,7 @@ def open_source(path: str | os.PathLike[str], level: int = 0) -> FileSource:
     pixel data; ``level`` selects a pyramid level where the file has one."""
     path = Path(path).expanduser()
     fmt = sniff_format(path)
-    if path.name in ("zarr.json", ".zarray", ".zgroup"):
+    if path.name in ZARR_MARKERS:
         path = path.parent
     source: FileSource
     if fmt == "tiff":

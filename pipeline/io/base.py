@@ -9,7 +9,7 @@ from pipeline.errors import SourceNotFoundError, UnsupportedSourceError
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["check_image_shape", "sniff_format"]
+__all__ = ["ZARR_MARKERS", "check_image_shape", "directory_size", "is_zarr_store", "sniff_format"]
 
 _MAGIC = {
     b"II*\x00": "tiff",
@@ -18,7 +18,8 @@ _MAGIC = {
     b"MM\x00+": "tiff",
     b"\x93NUM": "npy",
 }
-_ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
+ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
+"""The metadata files that make a directory a Zarr store (v3, v2 array, v2 group)."""
 SUPPORTED = "TIFF (.tif, .tiff), Zarr v2/v3 (a directory) or NumPy (.npy)"
 
 
@@ -32,14 +33,14 @@ def sniff_format(path: Path) -> str:
         msg = f"{path}: no such file or directory{hint}; check the path"
         raise SourceNotFoundError(msg)
     if path.is_dir():
-        if any((path / marker).exists() for marker in _ZARR_MARKERS):
+        if is_zarr_store(path):
             return "zarr"
         msg = (
             f"{path} is a directory but not a Zarr store (it has no zarr.json, .zarray or "
             f".zgroup); pass an image file or a Zarr store: {SUPPORTED}"
         )
         raise SourceNotFoundError(msg)
-    if path.name in _ZARR_MARKERS:
+    if path.name in ZARR_MARKERS:
         return "zarr"
     with path.open("rb") as fh:
         head = fh.read(4)
@@ -63,3 +64,15 @@ def check_image_shape(shape: tuple[int, ...], what: str) -> None:
     if 0 in shape:
         msg = f"{what} is empty (shape {shape}); there are no pixels to compute"
         raise UnsupportedSourceError(msg)
+
+
+def is_zarr_store(path: Path) -> bool:
+    """True when ``path`` holds Zarr metadata at its root."""
+    return any((path / marker).exists() for marker in ZARR_MARKERS)
+
+
+def directory_size(path: Path) -> int:
+    """Bytes in all files under ``path``."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -9,9 +9,11 @@ import numpy as np
 
 from pipeline.grid import Window
 from pipeline.io import open_source
-from pipeline.io.zarr_ import ZarrSource, directory_size, read_group_attributes
+from pipeline.io.base import directory_size
+from pipeline.io.records import output_progress, read_record
+from pipeline.io.zarr_ import ZarrSource
 
-__all__ = ["describe_path", "value_summary"]
+__all__ = ["describe_path", "output_state", "value_summary"]
 
 SUMMARY_MAX_PIXELS = 64_000_000
 """Pixels read at most to summarise an output's values (a pyramid level small enough)."""
@@ -33,13 +35,22 @@ def describe_path(path: str | Path) -> dict[str, Any]:
         "size_on_disk": directory_size(path),
         "uncompressed": int(source.dtype.itemsize * _prod(source.shape)),
     }
-    if isinstance(source, ZarrSource) and source.array_path:
-        attrs = read_group_attributes(path)
-        produced = attrs.get("pipeline")
-        if isinstance(produced, dict):
-            info["pipeline"] = produced
-            info["values"] = value_summary(path, source.levels)
+    record = read_record(path) if isinstance(source, ZarrSource) and source.array_path else None
+    if record is not None:
+        info["pipeline"] = record.to_json()
+        info["values"] = value_summary(path, source.levels)
     return info
+
+
+def output_state(path: str | Path) -> str:
+    """``complete``, or how much of an interrupted output is written and how to finish it."""
+    progress = output_progress(Path(path).expanduser())
+    if progress is None:
+        return "complete"
+    return (
+        f"INCOMPLETE: {progress[0]} of {progress[1]} blocks written (finish it with --resume, "
+        "or resume=True in Python)"
+    )
 
 
 def value_summary(path: Path, levels: int) -> dict[str, Any]:

@@ -80,11 +80,6 @@ class NpySource:
         """Identity of the data: path, size and modification time."""
         return f"npy:{self.path}:{self.file_size}:{self.mtime_ns}"
 
-    @property
-    def nbytes_on_disk(self) -> int:
-        """Size of the file."""
-        return self.file_size
-
     def describe(self) -> dict[str, Any]:
         """What `pipeline info` prints."""
         order = "column-major" if self.tile[1] == 1 and self.shape[1] > 1 else "row-major"

@@ -163,11 +163,6 @@ class TiffSource:
         """Identity of the data: path, level, size and modification time."""
         return f"tiff:{self.path}:{self.level}:{self.file_size}:{self.mtime_ns}"
 
-    @property
-    def nbytes_on_disk(self) -> int:
-        """Size of the file."""
-        return self.file_size
-
     def describe(self) -> dict[str, Any]:
         """What `pipeline info` prints."""
         layout = "tiles" if self.tiled else "strips"

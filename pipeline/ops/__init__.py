@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 from pipeline.ops.apply import apply
-from pipeline.ops.graph import (
-    Program,
-    as_dask,
-    as_node,
-    block_task,
-    compute_window,
-    program_of,
-    source_array,
-    to_dask,
-    tokenize,
-)
-from pipeline.ops.program import (
+from pipeline.ops.nodes import (
     BLOCK_INFO_KEYWORD,
     ChunkedNode,
     Node,
     SourceNode,
     StepNode,
+)
+from pipeline.ops.program import (
+    Program,
+    as_dask,
+    as_node,
+    block_task,
+    compute_window,
+    program_for,
+    program_of,
+    source_array,
+    to_dask,
+    tokenize,
 )
 from pipeline.ops.registry import BUILTINS, FunctionSpec, resolve_function
 
@@ -37,6 +38,7 @@ __all__ = [
     "as_node",
     "block_task",
     "compute_window",
+    "program_for",
     "program_of",
     "resolve_function",
     "source_array",

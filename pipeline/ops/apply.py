@@ -11,15 +11,15 @@ import numpy as np
 
 from pipeline.errors import ArgumentError, BoundaryWarning, KernelCompileError
 from pipeline.grid import Boundary, ChunkGrid, normalize_depth, unsafe_cast_reason
-from pipeline.ops.graph import as_dask, as_node, program_of, to_dask, tokenize
 from pipeline.ops.kernels import Kernel, KernelBlock, warn_uncompiled
-from pipeline.ops.program import (
+from pipeline.ops.nodes import (
     BLOCK_INFO_KEYWORD,
     Node,
     StepNode,
     accepts_block_info,
     describe_function,
 )
+from pipeline.ops.program import as_dask, as_node, program_of, to_dask, tokenize
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -252,7 +252,7 @@ def _announce_uncompiled(
     """Time the Python function on a small sample at the image centre; warn with the total."""
     from pipeline.grid import BlockInfo, Window, padded_read
     from pipeline.machine import default_workers
-    from pipeline.ops.graph import compute_window
+    from pipeline.ops.program import compute_window
 
     height, width = (int(n) for n in arrays[0].shape[:2])
     cy, cx = height // 2, width // 2

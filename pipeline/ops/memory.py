@@ -49,6 +49,7 @@ class ArraySource:
     """A hash of the pixels (as dask tokenizes arrays): a changed array is a new input."""
 
     format = "array"
+    path = None
     levels = 1
     tile = TILE
     views = True
@@ -72,11 +73,6 @@ class ArraySource:
     def dtype(self) -> np.dtype[Any]:
         """Pixel type."""
         return self.array.dtype
-
-    @property
-    def nbytes_on_disk(self) -> int:
-        """Nothing: the array is in memory."""
-        return 0
 
     def describe(self) -> dict[str, Any]:
         """What `pipeline info` and plans print."""
@@ -112,7 +108,7 @@ def _spilled(source: ArraySource) -> Path:
 class SpilledArray:
     """A window reader over an in-memory array's spilled ``.npy`` copy, memory-mapped."""
 
-    path: str
+    file: str
     """The spilled file."""
     shape: tuple[int, ...]
     """``(Y, X)`` or ``(Y, X, C)``."""
@@ -122,6 +118,7 @@ class SpilledArray:
     """The array's token (the same as its :class:`ArraySource`)."""
 
     format = "array"
+    path = None
     levels = 1
     tile = TILE
 
@@ -132,7 +129,7 @@ class SpilledArray:
 
     def read(self, window: Window) -> NDArray[Any]:
         """A read-only view of the memory map (its pages shared by every worker)."""
-        return np.asarray(_memmap(self.path)[window.to_slices()])
+        return np.asarray(_memmap(self.file)[window.to_slices()])
 
 
 @functools.lru_cache(maxsize=8)

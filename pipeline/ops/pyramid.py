@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from pipeline.grid import Window
-from pipeline.ops.program import Chunks, Node
+from pipeline.ops.nodes import DaskBlocks, Node
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -75,8 +75,8 @@ class DownsampleNode(Node):
             self.source.shape
         )
 
-    def read(self, window: Window, chunks: Chunks) -> NDArray[Any]:
-        return downsample(self.source.read(self._below(window), chunks), self.method, self.dtype)
+    def read(self, window: Window, blocks: DaskBlocks) -> NDArray[Any]:
+        return downsample(self.source.read(self._below(window), blocks), self.method, self.dtype)
 
     def leaf_reads(self, window: Window) -> Iterator[tuple[Node, Window]]:
         yield from self.source.leaf_reads(self._below(window))

@@ -32,6 +32,7 @@ from pipeline.ops import apply
 from pipeline.ops.kernels import Kernel, neighbourhood, pointwise
 from pipeline.ops.registry import resolve_function
 from pipeline.planning import Plan, plan
+from pipeline.planning.checks import check_output
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -39,7 +40,15 @@ if TYPE_CHECKING:
     from pipeline.config import InputSpec, StepSpec
     from pipeline.report import RunReport
 
-__all__ = ["Overrides", "build", "generate_inputs", "pending_inputs", "run", "validate"]
+__all__ = [
+    "Overrides",
+    "build",
+    "dry_run",
+    "generate_inputs",
+    "pending_inputs",
+    "run",
+    "validate",
+]
 
 
 @dataclass(frozen=True)
@@ -121,9 +130,7 @@ def _chunks(spec: InputSpec, out_chunks: Any) -> Any:
     return spec.chunks if spec.chunks is not None else out_chunks
 
 
-def _apply_step(
-    loaded: LoadedConfig, index: int, step: StepSpec, arrays: list[da.Array]
-) -> da.Array:
+def _apply_step(loaded: LoadedConfig, step: StepSpec, arrays: list[da.Array]) -> da.Array:
     spec = resolve_function(step.function, loaded.base_dir)
     channels: int | Literal["input"] | None
     if step.channels is None or step.channels == "input":
@@ -180,7 +187,7 @@ def _apply_steps(
         if any(n not in results for n in wanted):
             return None  # an input failed to open: already reported
         try:
-            results[name] = _apply_step(loaded, i, step, [results[n] for n in wanted])
+            results[name] = _apply_step(loaded, step, [results[n] for n in wanted])
         except (FunctionLoadError, KernelCompileError) as exc:
             problems.append(loaded.problem(("steps", i, "function"), str(exc)))
             return None
@@ -261,5 +268,20 @@ def run(
     """Generate missing demo inputs, build the plan of a config and execute it."""
     loaded = load_config(config, sets)
     generate_inputs(loaded, announce=progress)
-    resume = overrides.resume if overrides else False
-    return build(loaded, overrides=overrides).execute(progress=progress, resume=resume)
+    return build(loaded, overrides=overrides).execute(progress=progress)
+
+
+def dry_run(loaded: LoadedConfig, overrides: Overrides) -> tuple[Plan, list[str]]:
+    """The plan of a config as a run would make it, and notes on what the run would do
+    first or be refused for, computing and writing nothing."""
+    checked = build(loaded, overrides=dataclasses.replace(overrides, overwrite=True, resume=False))
+    notes = [f"{p} does not exist yet: the run generates it first" for p in pending_inputs(loaded)]
+    try:
+        check_output(
+            checked.target,
+            overwrite=overrides.overwrite or loaded.config.output.overwrite,
+            resume=overrides.resume,
+        )
+    except PipelineError as exc:
+        notes.append(str(exc))
+    return checked, notes

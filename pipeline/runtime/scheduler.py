@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import SchedulerError, did_you_mean
 from pipeline.machine import default_workers
+from pipeline.runtime.pool import process_pool
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +28,8 @@ __all__ = [
     "Executor",
     "check_scheduler",
     "executor",
+    "parallelism",
+    "scheduler_label",
 ]
 
 LOCAL_SCHEDULERS = ("synchronous", "threads", "processes")
@@ -89,7 +92,7 @@ class Executor:
         # One task per worker at a time (dask hands out batches of 6 by default: with a dozen
         # tasks, one process ran them all while the others waited), so every core is busy
         # and each finished block is reported at once.
-        with _process_pool(self.workers) as pool, Callback(posttask=posttask):
+        with process_pool(self.workers) as pool, Callback(posttask=posttask):
             return list(dask.compute(*tasks, **options, pool=pool, chunksize=1))
 
     def _run_distributed(self, tasks: Sequence[Any], on_done: Callable[[Any], None]) -> list[Any]:
@@ -107,90 +110,6 @@ class Executor:
             self.client.cancel(futures)
             raise
         return results
-
-
-@contextlib.contextmanager
-def _process_pool(workers: int) -> Iterator[Any]:
-    """A pool of spawned processes (as on Windows and macOS) for one run. When the run stops
-    early (Ctrl-C, an error), its workers are terminated, not awaited: the tasks already
-    handed to them would otherwise run to their end, writing blocks after the run stopped."""
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-    from functools import partial
-
-    from dask.multiprocessing import get_context, initialize_worker_process
-
-    # As dask does for its own pools: the same hashing in every worker.
-    if os.environ.get("PYTHONHASHSEED") in (None, "0"):
-        os.environ["PYTHONHASHSEED"] = "6640"
-    pool = ProcessPoolExecutor(
-        workers,
-        mp_context=get_context(),
-        initializer=partial(initialize_worker_process, user_initializer=_worker_signals),
-    )
-    try:
-        yield pool
-    except BrokenProcessPool:
-        _terminate(pool)
-        # Its own traceback says only that a process ended: the message says why.
-        raise SchedulerError(_broken_pool_message()) from None
-    except BaseException:
-        _terminate(pool)
-        raise
-    pool.shutdown()
-
-
-def _worker_signals() -> None:
-    """In each pool worker: Ctrl-C is the run's to handle (it stops the workers), and a
-    stopped worker exits as Python does, running its finalizers (a library's semaphore left
-    registered would be reported as leaked when the run ends)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _exit)
-
-
-def _exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
-def _terminate(pool: Any) -> None:
-    """Stop a process pool's workers now (concurrent.futures only awaits them)."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.join(timeout=3)
-        if process.is_alive():
-            process.kill()
-            process.join(timeout=1)
-    pool.shutdown(wait=True)  # its manager thread sees them gone and releases its queues
-
-
-def _broken_pool_message() -> str:
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    guarded = True
-    if path:
-        try:
-            with open(path, encoding="utf-8") as file:  # noqa: PTH123 - one read
-                guarded = "__main__" in file.read()
-        except (OSError, UnicodeDecodeError):
-            pass
-    if not guarded:
-        return (
-            f"the processes scheduler could not start its workers: each one imports {path} "
-            "again, which starts the run again; put the code that runs pipeline under "
-            "'if __name__ == \"__main__\":' in that script (Python needs this for processes "
-            "on Windows and macOS, and pipeline starts them the same way everywhere)"
-        )
-    return (
-        "a worker process of the processes scheduler died abruptly (killed, or out of "
-        "memory); the blocks already written are kept: run again with resume=True "
-        "(CLI: --resume), with fewer workers or a memory limit if memory ran out"
-    )
 
 
 def check_scheduler(scheduler: Any = None, workers: int | None = None) -> None:
@@ -245,12 +164,11 @@ def executor(
         yield _client_executor(scheduler)
         return
     name = scheduler.strip().lower()
+    count = _worker_count(name, workers, threads_per_worker)
     if name in LOCAL_SCHEDULERS:
-        count = 1 if name == "synchronous" else (workers or default_workers())
         yield Executor(name=name, workers=count)
         return
     if name == "distributed":
-        count = workers or max(1, default_workers() // threads_per_worker)
         with _local_cluster(count, threads_per_worker, memory_limit) as ex:
             yield ex
         return
@@ -289,7 +207,7 @@ def _local_cluster(
 ) -> Iterator[Executor]:
     from distributed import Client, LocalCluster
 
-    from pipeline.worker_logs import LocalWorkers
+    from pipeline.runtime.worker_logs import LocalWorkers
 
     logger = logging.getLogger("distributed")
     level = logger.level
@@ -335,3 +253,32 @@ def _remote_cluster(address: str) -> Iterator[Executor]:
         raise SchedulerError(msg) from exc
     with client:
         yield _client_executor(client)
+
+
+def _worker_count(name: str | None, workers: int | None, threads_per_worker: int) -> int:
+    """Threads (local schedulers) or processes (a cluster) a named scheduler runs."""
+    if name == "synchronous":
+        return 1
+    if name == "distributed":
+        return workers or max(1, default_workers() // threads_per_worker)
+    return workers or default_workers()
+
+
+def parallelism(scheduler: Any, workers: int | None, threads_per_worker: int) -> tuple[int, int]:
+    """``(tasks at once in one process, tasks at once in all)`` on ``scheduler``."""
+    if scheduler is not None and not isinstance(scheduler, str):  # a Client
+        threads = list(scheduler.nthreads().values()) or [1]
+        return max(threads), sum(threads)
+    name = scheduler.strip().lower() if scheduler else "threads"
+    count = _worker_count(name, workers, threads_per_worker)
+    if name in ("synchronous", "threads"):
+        return count, count
+    if name == "processes":
+        return 1, count
+    return threads_per_worker, count * threads_per_worker
+
+
+def scheduler_label(scheduler: Any, workers: int | None) -> str:
+    """The scheduler and its workers, in words."""
+    name = scheduler if isinstance(scheduler, str) else "threads" if scheduler is None else "client"
+    return f"{name}, {workers} workers" if workers else f"{name}, one worker per core"

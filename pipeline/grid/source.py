@@ -1,4 +1,4 @@
-"""The one interface between layers: a raster that can read any window of itself.
+"""The one interface between layers: a source of pixels that can read any window of itself.
 
 Readers in `pipeline.io` implement it; block programs in `pipeline.ops` consume it. Neither
 imports the other: both import this.
@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
     from numpy.typing import NDArray
 
@@ -34,6 +36,21 @@ class WindowSource(Protocol):
     @property
     def dtype(self) -> np.dtype[np.generic]:
         """Pixel type, native byte order."""
+        ...
+
+    @property
+    def path(self) -> Path | None:
+        """The file or store it reads (``None`` for an array in memory)."""
+        ...
+
+    @property
+    def tile(self) -> tuple[int, int]:
+        """The unit of storage along Y and X: a read decodes whole tiles (or chunks, strips)."""
+        ...
+
+    @property
+    def levels(self) -> int:
+        """Pyramid levels the file holds (1 when it has none)."""
         ...
 
     @property

@@ -1,0 +1,99 @@
+"""The spawn-started process pool of the ``processes`` scheduler: one task per worker at a
+time, Ctrl-C stops its workers at once, and a worker that dies is explained in one line."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import TYPE_CHECKING, Any
+
+from pipeline.errors import SchedulerError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["process_pool"]
+
+
+@contextlib.contextmanager
+def process_pool(workers: int) -> Iterator[Any]:
+    """A pool of spawned processes (as on Windows and macOS) for one run. When the run stops
+    early (Ctrl-C, an error), its workers are terminated, not awaited: the tasks already
+    handed to them would otherwise run to their end, writing blocks after the run stopped."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    from functools import partial
+
+    from dask.multiprocessing import get_context, initialize_worker_process
+
+    # As dask does for its own pools: the same hashing in every worker.
+    if os.environ.get("PYTHONHASHSEED") in (None, "0"):
+        os.environ["PYTHONHASHSEED"] = "6640"
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=get_context(),
+        initializer=partial(initialize_worker_process, user_initializer=_worker_signals),
+    )
+    try:
+        yield pool
+    except BrokenProcessPool:
+        _terminate(pool)
+        # Its own traceback says only that a process ended: the message says why.
+        raise SchedulerError(_broken_pool_message()) from None
+    except BaseException:
+        _terminate(pool)
+        raise
+    pool.shutdown()
+
+
+def _worker_signals() -> None:
+    """In each pool worker: Ctrl-C is the run's to handle (it stops the workers), and a
+    stopped worker exits as Python does, running its finalizers (a library's semaphore left
+    registered would be reported as leaked when the run ends)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit)
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _terminate(pool: Any) -> None:
+    """Stop a process pool's workers now (concurrent.futures only awaits them)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=3)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=1)
+    pool.shutdown(wait=True)  # its manager thread sees them gone and releases its queues
+
+
+def _broken_pool_message() -> str:
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    guarded = True
+    if path:
+        try:
+            with open(path, encoding="utf-8") as file:  # noqa: PTH123 - one read
+                guarded = "__main__" in file.read()
+        except (OSError, UnicodeDecodeError):
+            pass
+    if not guarded:
+        return (
+            f"the processes scheduler could not start its workers: each one imports {path} "
+            "again, which starts the run again; put the code that runs pipeline under "
+            "'if __name__ == \"__main__\":' in that script (Python needs this for processes "
+            "on Windows and macOS, and pipeline starts them the same way everywhere)"
+        )
+    return (
+        "a worker process of the processes scheduler died abruptly (killed, or out of "
+        "memory); the blocks already written are kept: run again with resume=True "
+        "(CLI: --resume), with fewer workers or a memory limit if memory ran out"
+    )

@@ -1,0 +1,242 @@
+"""Executing a job: start the workers, create (or resume) the output, write every block of
+every level with progress, then record the run as complete."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+import sys
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from pipeline.errors import OutputWriteError, ResumeError
+from pipeline.grid import ChunkGrid, level_shape
+from pipeline.io import (
+    RunRecord,
+    ZarrTarget,
+    add_level,
+    create_target,
+    damaged_chunks,
+    directory_size,
+    done_blocks,
+    forget_block,
+    open_source,
+    open_target,
+    read_record,
+    sweep_partials,
+    write_record,
+)
+from pipeline.ops import SourceNode, to_dask, tokenize
+from pipeline.ops.memory import spill_arrays
+from pipeline.ops.pyramid import DownsampleNode
+from pipeline.report import BlockStats, RunReport
+from pipeline.runtime.progress import progress_bar
+from pipeline.runtime.scheduler import Executor, executor
+from pipeline.runtime.tasks import write_tasks
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from pipeline.runtime.job import Job
+
+__all__ = ["differences", "execute", "level_grids"]
+
+
+def level_grids(job: Job) -> list[ChunkGrid]:
+    """The block grid of every level: level 0's, then each level's stored chunks."""
+    grids = [job.grid]
+    for level in range(1, job.options.pyramid + 1):
+        height, width = level_shape(tuple(int(n) for n in job.image.shape[:2]), level)
+        chunks = (min(job.store_chunks[0], height), min(job.store_chunks[1], width))
+        grids.append(ChunkGrid.regular((height, width), chunks))
+    return grids
+
+
+def execute(job: Job, *, progress: bool = True) -> RunReport:
+    """Run ``job``: create the output, compute and write every block, mark it complete.
+
+    With ``job.options.resume``, an existing incomplete output of the same run (same
+    fingerprint) is finished instead: blocks recorded as written, and whose chunks still match
+    their checksums, are skipped; damaged or unrecorded ones are computed again.
+    """
+    from pipeline import __version__
+
+    options, array = job.options, job.image
+    record = RunRecord(
+        version=__version__,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        run_id=uuid.uuid4().hex,
+        blocks=job.grid.num_blocks,
+        fingerprint=job.fingerprint,
+        inputs=job.inputs,
+        metadata=dict(options.metadata),
+    )
+    skip: set[tuple[int, int]] = set()
+    resumed = options.resume and job.target.exists()
+    # The executor starts first: a cluster that cannot start leaves no empty output behind.
+    with executor(
+        options.scheduler,
+        options.workers,
+        threads_per_worker=options.threads_per_worker,
+        memory_limit=options.memory_limit,
+    ) as ex:
+        if resumed:
+            out, skip, record = _resume(job.target, record)
+        else:
+            out = create_target(
+                job.target,
+                tuple(int(n) for n in array.shape),
+                array.dtype,
+                job.store_chunks,
+                overwrite=options.overwrite,
+                attributes={"pipeline": record.to_json()},
+                run_id=record.run_id,
+                ngff=options.ngff,
+                downsampling=job.downsampling,
+            )
+        tasks = write_tasks(array, job.grid, out, skip=skip, retries=options.retries)
+        if ex.dashboard and progress:
+            print(f"Dask dashboard: {ex.dashboard}", file=sys.stderr)
+        stats: list[BlockStats] = []
+        start = time.perf_counter()
+        with progress_bar(
+            job.grid.num_blocks, job.target.name, enabled=progress, completed=len(skip)
+        ) as advance:
+
+            def on_done(result: BlockStats) -> None:
+                stats.append(result)
+                advance()
+
+            try:
+                # Workers in other processes memory-map one copy of an in-memory input.
+                with contextlib.nullcontext() if ex.shares_memory else spill_arrays():
+                    ex.run(tasks, on_done)
+            except BaseException:
+                if not resumed and not done_blocks(job.target, "0"):
+                    shutil.rmtree(job.target, ignore_errors=True)  # nothing to resume
+                raise
+        for level in range(1, options.pyramid + 1):
+            _build_level(job, ex, out, level, progress=progress)
+        elapsed = time.perf_counter() - start
+        report = _report(
+            job, ex, stats, len(tasks), elapsed, skipped=len(skip) if resumed else None
+        )
+    _check_complete(job)
+    record.complete, record.report = True, report.to_dict()
+    write_record(job.target, record)
+    return report
+
+
+def _report(
+    job: Job,
+    ex: Executor,
+    stats: list[BlockStats],
+    tasks: int,
+    elapsed: float,
+    *,
+    skipped: int | None,
+) -> RunReport:
+    extra: dict[str, Any] = {}
+    if job.compile_seconds:
+        extra["compile_seconds"] = job.compile_seconds
+    if skipped is not None:
+        extra["blocks_skipped"] = skipped
+    shape = tuple(int(n) for n in job.image.shape)
+    return RunReport(
+        target=str(job.target),
+        shape=shape,
+        dtype=str(job.image.dtype),
+        chunks=job.store_chunks,
+        tasks=tasks,
+        chunks_written=sum(s.chunks for s in stats),
+        chunks_total=ChunkGrid.regular(shape, job.store_chunks).num_blocks,
+        elapsed=elapsed,
+        task_seconds=sum(s.seconds for s in stats),
+        bytes_read=sum(s.bytes_read for s in stats),
+        bytes_written=sum(s.bytes_written for s in stats),
+        bytes_stored=directory_size(job.target),
+        scheduler=ex.name,
+        workers=ex.workers,
+        extra=extra,
+    )
+
+
+def _check_complete(job: Job) -> None:
+    """Every block of every level recorded, temporary files of killed writes swept."""
+    sweep_partials(job.target)
+    for level, grid in enumerate(level_grids(job)):
+        written = len(done_blocks(job.target, str(level)))
+        if written != grid.num_blocks:  # cannot happen unless a record was lost
+            msg = (
+                f"{job.target}: {written} of {grid.num_blocks} blocks of level {level} "
+                "are recorded as written after the run; run again with resume=True "
+                "(CLI: --resume)"
+            )
+            raise OutputWriteError(msg)
+
+
+def _build_level(job: Job, ex: Executor, base: ZarrTarget, level: int, *, progress: bool) -> None:
+    """Write pyramid level ``level`` from level ``level - 1`` as stored, one task per chunk,
+    with the same records (and resume) as level 0."""
+    grid = level_grids(job)[level]
+    target = add_level(base, level, grid.chunk_shape)
+    below = SourceNode(open_source(job.target, level=level - 1))
+    node = DownsampleNode(below, job.downsampling["type"])
+    array = to_dask(node, grid, f"level{level}-{tokenize(node.token, grid)}")
+    skip = set(done_blocks(job.target, str(level))) if job.options.resume else set()
+    tasks = write_tasks(array, grid, target, skip=skip, retries=job.options.retries)
+    label = f"{job.target.name} level {level}"
+    with progress_bar(grid.num_blocks, label, enabled=progress, completed=len(skip)) as advance:
+        ex.run(tasks, lambda _: advance())
+
+
+def _resume(target: Path, record: RunRecord) -> tuple[ZarrTarget, set[tuple[int, int]], RunRecord]:
+    """Check that ``target`` is this run's output, sweep interrupted writes, and find the
+    blocks that are written and intact."""
+    previous = read_record(target)
+    if previous is None:
+        msg = f"cannot resume {target}: it was not written by a pipeline run that can resume"
+        raise ResumeError(msg)
+    changes = differences(previous.fingerprint, record.fingerprint)
+    if changes:
+        msg = (
+            f"cannot resume {target}: the run changed since it was started ({'; '.join(changes)}"
+            "); run without --resume and with --overwrite to start again"
+        )
+        raise ResumeError(msg)
+    sweep_partials(target)
+    skip = set()
+    for index, sums in done_blocks(target).items():
+        if damaged_chunks(target, sums):
+            forget_block(target, index)  # damaged since it was written: compute it again
+        else:
+            skip.add(index)
+    previous.run_id, previous.resumed, previous.complete = record.run_id, record.created, False
+    write_record(target, previous)
+    return open_target(target, previous.run_id), skip, previous
+
+
+def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What changed between two fingerprints, in words."""
+    changes = []
+    if old.get("inputs") != new["inputs"]:
+        changes.append("an input file changed (path, size or modification time)")
+    old_steps, new_steps = old.get("steps", []), new["steps"]
+    if len(old_steps) != len(new_steps):
+        changes.append(f"the steps changed ({len(old_steps)} before, {len(new_steps)} now)")
+    else:
+        for k, (a, b) in enumerate(zip(old_steps, new_steps, strict=True)):
+            fields = [f for f in b if a.get(f) != b[f]]
+            if fields:
+                what = ", ".join(
+                    f"{f} {a.get(f)} -> {b[f]}" if f != "source" else "its code" for f in fields
+                )
+                changes.append(f"step {k} ({b['function']}) changed: {what}")
+    for key, value in new["layout"].items():
+        if old.get("layout", {}).get(key) != value:
+            changes.append(f"the output {key} changed ({old['layout'].get(key)} -> {value})")
+    if old.get("version") != new["version"]:
+        changes.append(f"pipeline changed from {old.get('version')} to {new['version']}")
+    return changes
