@@ -119,8 +119,17 @@ def child(which: str, path: Path, out: Path, block: int) -> None:
         path, out, block
     ) or {}
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-    print(json.dumps({"seconds": seconds, "peak_mb": peak, **extra}))
+    print(json.dumps({"seconds": seconds, "peak_mb": own_peak_mb(), **extra}))
+
+
+def own_peak_mb() -> float:
+    """This process's resident high-water mark, MB. Not ``ru_maxrss``, which also counts the
+    parent's resident size at the fork that started this process."""
+    try:
+        with Path("/proc/self/status").open() as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
 # --------------------------------------------------------------------------- parent

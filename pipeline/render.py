@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.errors import ArgumentError
-from pipeline.grid import Window
+from pipeline.grid import Window, ceil_div
 from pipeline.image import open_image
 from pipeline.io import open_source
 from pipeline.ops import compute_window
@@ -85,7 +85,10 @@ def preview(
         raise ArgumentError(msg)
     scale = 2**level
     scaled = Window(
-        window.y0 // scale, -(-window.y1 // scale), window.x0 // scale, -(-window.x1 // scale)
+        window.y0 // scale,
+        ceil_div(window.y1, scale),
+        window.x0 // scale,
+        ceil_div(window.x1, scale),
     )
     image = open_image(path, level=level)
     pixels = np.asarray(compute_window(image, scaled.clip(image.shape)))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 
 from pipeline.errors import AlignmentError, ArgumentError
+from pipeline.grid.levels import ceil_div
 from pipeline.grid.window import Window
 
 __all__ = [
@@ -137,7 +138,7 @@ def auto_chunks(
     ``target_bytes`` (never less than one tile, never more than the image)."""
     height, width = int(shape[0]), int(shape[1])
     ty, tx = max(1, min(tile[0], height)), max(1, min(tile[1], width))
-    ny_max, nx_max = math.ceil(height / ty), math.ceil(width / tx)
+    ny_max, nx_max = ceil_div(height, ty), ceil_div(width, tx)
     tiles_wanted = max(1.0, target_bytes / (bytes_per_pixel * ty * tx))
     side = math.sqrt(tiles_wanted * ty * tx)  # pixels along each side of a square chunk
     ny = min(ny_max, max(1, math.floor(side / ty)))

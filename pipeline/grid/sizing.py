@@ -5,11 +5,11 @@ Pure arithmetic over a memory model the caller supplies; nothing here knows abou
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeline.errors import MemoryBudgetError
+from pipeline.grid.levels import ceil_div
 from pipeline.units import format_bytes
 
 if TYPE_CHECKING:
@@ -67,13 +67,13 @@ def _candidates(shape: tuple[int, int], unit: tuple[int, int]) -> list[tuple[int
     height, width = shape
     uy, ux = min(unit[0], height), min(unit[1], width)
     seen: list[tuple[int, int]] = []
-    for k in range(1, math.ceil(height / uy) + 1):
+    for k in range(1, ceil_div(height, uy) + 1):
         by = min(k * uy, height)
         bx = width if ux >= width else min(max(ux, round(by / ux) * ux), width)
         if (by, bx) not in seen:
             seen.append((by, bx))
     if uy >= height:  # one band of rows: grow along the columns instead
-        seen = [(height, min(m * ux, width)) for m in range(1, math.ceil(width / ux) + 1)]
+        seen = [(height, min(m * ux, width)) for m in range(1, ceil_div(width, ux) + 1)]
     return seen
 
 
@@ -85,14 +85,14 @@ def _narrower(
     sides = []
     for size, stored, extent in zip(block, unit, shape, strict=True):
         u = min(stored, extent)
-        counts = {math.ceil(size / u)}
+        counts = {ceil_div(size, u)}
         counts.update(c for c in (2**k for k in range(32)) if c * u < size)
         sides.append(sorted(min(c * u, extent) for c in counts))
     return [(by, bx) for by in sides[0] for bx in sides[1]]
 
 
 def _tasks(shape: tuple[int, int], block: tuple[int, int]) -> int:
-    return math.ceil(shape[0] / block[0]) * math.ceil(shape[1] / block[1])
+    return ceil_div(shape[0], block[0]) * ceil_div(shape[1], block[1])
 
 
 def choose_blocks(

@@ -10,7 +10,6 @@ hundred picklable bytes that runs on threads, processes and cluster workers alik
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.errors import CorruptSourceError, PerformanceWarning, UnsupportedSourceError
-from pipeline.grid import Window
+from pipeline.grid import Window, ceil_div
 from pipeline.io.cache import assemble
 
 if TYPE_CHECKING:
@@ -198,8 +197,8 @@ class TiffSource:
         """``(cache key, pixel window)`` of the segments of one sample plane under ``window``."""
         ty, tx = self.tile
         height, width = self.shape[:2]
-        per_row = math.ceil(width / tx)
-        first = plane * math.ceil(height / ty) * per_row
+        per_row = ceil_div(width, tx)
+        first = plane * ceil_div(height, ty) * per_row
         return [
             (
                 (self.token, first + r * per_row + c),
@@ -247,8 +246,8 @@ class TiffSource:
 
     def _where(self, index: int) -> str:
         ty, tx = self.tile
-        per_row = math.ceil(self.shape[1] / tx)
-        per_plane = math.ceil(self.shape[0] / ty) * per_row
+        per_row = ceil_div(self.shape[1], tx)
+        per_plane = ceil_div(self.shape[0], ty) * per_row
         plane, rest = divmod(index, per_plane)
         r, c = divmod(rest, per_row)
         kind = "tile" if self.tiled else "strip"
@@ -282,7 +281,7 @@ def _check_segments(
     """
     height, width = page.imagelength, page.imagewidth
     planes = page.samplesperpixel if separate else 1
-    expected = planes * math.ceil(height / tile[0]) * math.ceil(width / tile[1])
+    expected = planes * ceil_div(height, tile[0]) * ceil_div(width, tile[1])
     offsets = np.asarray(page.dataoffsets, dtype=np.int64)
     counts = np.asarray(page.databytecounts, dtype=np.int64)
     kind = "tiles" if tiled else "strips"

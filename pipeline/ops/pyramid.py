@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from pipeline.grid import Window
+from pipeline.grid import Window, level_shape
 from pipeline.ops.nodes import DaskBlocks, Node
 
 if TYPE_CHECKING:
@@ -62,8 +62,7 @@ class DownsampleNode(Node):
     dtype: np.dtype[Any] = field(init=False)
 
     def __post_init__(self) -> None:
-        height, width = self.source.image_shape
-        object.__setattr__(self, "shape", (-(-height // 2), -(-width // 2), *self.source.shape[2:]))
+        object.__setattr__(self, "shape", level_shape(self.source.shape, 1))
         object.__setattr__(self, "dtype", self.source.dtype)
 
     @property

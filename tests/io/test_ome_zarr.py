@@ -25,7 +25,7 @@ from pipeline.grid import Window
 from pipeline.ops.pyramid import downsample
 from pipeline.ops.terrain_kernels import slope
 
-SCHEMAS = Path(__file__).parent / "data" / "ngff"
+SCHEMAS = Path(__file__).parents[1] / "data" / "ngff"
 
 
 def validator(version: str) -> Draft202012Validator:

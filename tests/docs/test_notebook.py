@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "explore.ipynb"
 DASHBOARD_CHECK = """\
 import urllib.request
 with urllib.request.urlopen(client.dashboard_link, timeout=30) as response:
