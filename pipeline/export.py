@@ -70,7 +70,7 @@ def export_tiff(
         msg = f"tile {tile} must be multiples of 16 (a TIFF requirement), such as (512, 512)"
         raise ArgumentError(msg)
     first = open_source(path)
-    levels = [_Level(path, k) for k in range(getattr(first, "levels", 1))]
+    levels = [_Level(path, k) for k in range(first.levels)]
     channels = len(first.shape) == 3
     partial = target.with_name(target.name + ".partial")
     with tifffile.TiffWriter(partial, bigtiff=True, ome=True) as tif:

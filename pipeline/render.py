@@ -76,7 +76,7 @@ def preview(
     if window.is_empty:
         msg = f"the window lies outside the {source.shape[0]}x{source.shape[1]} image"
         raise ArgumentError(msg)
-    levels = getattr(source, "levels", 1)
+    levels = source.levels
     if level is None:
         wanted = max(0, math.ceil(math.log2(max(window.shape) / max_side)))
         level = min(wanted, levels - 1)

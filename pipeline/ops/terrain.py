@@ -19,9 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["aspect", "hillshade", "horn_gradient", "slope", "square"]
 
-DEPTH = 1
-"""Halo every function here needs."""
-
 
 def horn_gradient(
     dem: NDArray[Any], cell_size: float = 1.0
