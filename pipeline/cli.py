@@ -24,6 +24,7 @@ EXIT_OK = 0
 EXIT_BUG = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 EPILOG = """\
 examples:
@@ -140,6 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: workers stopped; completed chunks are in the output", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our output left (`pipeline info x.zarr | head`): stop quietly, as
+        # Unix tools do, and keep Python from reporting the pipe again at exit.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         return _report_error(exc, debug=args.debug)
     return code

@@ -521,6 +521,21 @@ def test_ctrl_c_stops_the_workers_and_exits_130(tmp_path: Path, scheduler: str) 
 # ----------------------------------------------------------------------------- info, help
 
 
+def test_output_cut_short_by_its_reader_ends_quietly(project: Path) -> None:
+    # `pipeline info out.zarr --json | head`: the pipe closes while we still write.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "info", str(project / "dem.tif"), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader leaves before reading anything
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "internal error" not in err, err
+
+
 def test_info_on_inputs_and_outputs(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", str(project / "dem.tif")]) == 0
     out = capsys.readouterr().out
