@@ -35,6 +35,8 @@ def process_pool(workers: int) -> Iterator[Any]:
         mp_context=get_context(),
         initializer=partial(initialize_worker_process, user_initializer=_worker_signals),
     )
+    for _ in range(workers):  # start every worker now: they import while this process plans
+        pool.submit(_warm_up)
     try:
         yield pool
     except BrokenProcessPool:
@@ -55,6 +57,15 @@ def _worker_signals() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit)
+
+
+def _warm_up() -> None:
+    """Import what every task needs, so that a worker's imports overlap the parent's work of
+    pickling the tasks (and spilling in-memory arrays) instead of following it."""
+    import importlib
+
+    for module in ("numba", "zarr", "pipeline.runtime.tasks", "pipeline.io.writer"):
+        importlib.import_module(module)
 
 
 def _exit(signum: int, frame: object) -> None:

@@ -49,6 +49,9 @@ class Executor:
     """The ``distributed.Client`` for distributed runs."""
     dashboard: str | None = None
     """The dashboard link of a distributed run."""
+    pool: Any = None
+    """The process pool of a ``processes`` run, started with the executor and kept for every
+    level of the run."""
 
     @property
     def shares_memory(self) -> bool:
@@ -92,8 +95,8 @@ class Executor:
         # One task per worker at a time (dask hands out batches of 6 by default: with a dozen
         # tasks, one process ran them all while the others waited), so every core is busy
         # and each finished block is reported at once.
-        with process_pool(self.workers) as pool, Callback(posttask=posttask):
-            return list(dask.compute(*tasks, **options, pool=pool, chunksize=1))
+        with Callback(posttask=posttask):
+            return list(dask.compute(*tasks, **options, pool=self.pool, chunksize=1))
 
     def _run_distributed(self, tasks: Sequence[Any], on_done: Callable[[Any], None]) -> list[Any]:
         from distributed import as_completed
@@ -165,6 +168,12 @@ def executor(
         return
     name = scheduler.strip().lower()
     count = _worker_count(name, workers, threads_per_worker)
+    if name == "processes":
+        # Started first, so that the workers import while this process creates the output
+        # and builds the tasks.
+        with process_pool(count) as pool:
+            yield Executor(name=name, workers=count, pool=pool)
+        return
     if name in LOCAL_SCHEDULERS:
         yield Executor(name=name, workers=count)
         return
