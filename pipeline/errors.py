@@ -28,6 +28,7 @@ __all__ = [
     "KernelCompileError",
     "MemoryBudgetError",
     "OutputExistsError",
+    "OutputLockedError",
     "OutputWriteError",
     "PerformanceWarning",
     "PipelineError",
@@ -139,6 +140,10 @@ class OutputExistsError(PipelineError, FileExistsError):
 
 class OutputWriteError(PipelineError, OSError):
     """Writing the output failed in a way retrying cannot fix (a full disk, no permission)."""
+
+
+class OutputLockedError(PipelineError, FileExistsError):
+    """Another run, still alive, is writing the output; says which one."""
 
 
 class ResumeError(PipelineError, ValueError):

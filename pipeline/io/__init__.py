@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import UnsupportedSourceError
 from pipeline.io.base import ZARR_MARKERS, check_image_shape, directory_size, sniff_format
+from pipeline.io.lock import hold, live_owner, locked_error
 from pipeline.io.npy import NpySource
 from pipeline.io.ome import NGFF_VERSIONS, check_ngff, level_transform
 from pipeline.io.records import (
@@ -54,7 +55,10 @@ __all__ = [
     "directory_size",
     "done_blocks",
     "forget_block",
+    "hold",
     "level_transform",
+    "live_owner",
+    "locked_error",
     "open_source",
     "open_target",
     "output_progress",

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pipeline.errors import SourceNotFoundError, UnsupportedSourceError
+from pipeline.errors import OutputExistsError, SourceNotFoundError, UnsupportedSourceError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["ZARR_MARKERS", "check_image_shape", "directory_size", "is_zarr_store", "sniff_format"]
+__all__ = [
+    "ZARR_MARKERS",
+    "check_image_shape",
+    "check_not_foreign",
+    "directory_size",
+    "is_zarr_store",
+    "sniff_format",
+]
 
 _MAGIC = {
     b"II*\x00": "tiff",
@@ -76,3 +83,17 @@ def directory_size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def check_not_foreign(path: Path, ours: tuple[str, ...] = (".pipeline-lock.json",)) -> None:
+    """Refuse to write into ``path`` when it is a file, or a directory holding anything but a
+    Zarr store (or the files named ``ours``): it is not ours to change."""
+    if not path.exists():
+        return
+    if path.is_dir() and (is_zarr_store(path) or all(p.name in ours for p in path.iterdir())):
+        return
+    msg = (
+        f"refusing to overwrite {path}: it is not a Zarr store, and overwriting deletes it; "
+        "choose another output path"
+    )
+    raise OutputExistsError(msg)

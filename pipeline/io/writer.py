@@ -19,7 +19,8 @@ import numpy as np
 
 from pipeline.errors import OutputExistsError, OutputWriteError
 from pipeline.grid import chunk_span, level_shape
-from pipeline.io.base import is_zarr_store
+from pipeline.io.base import check_not_foreign
+from pipeline.io.lock import LOCK_FILE
 from pipeline.io.ome import NGFF_VERSION, add_dataset, axes, group_metadata, zarr_format_of
 from pipeline.io.records import DONE_DIR, checksum, record_block
 
@@ -224,18 +225,20 @@ def create_target(
     import zarr
 
     metadata = group_metadata(name or path.stem, len(shape), ngff, downsampling)
-    if path.exists():
+    check_not_foreign(path, ours=(LOCK_FILE,))
+    content = [p for p in path.iterdir() if p.name != LOCK_FILE] if path.exists() else []
+    if content:
         if not overwrite:
             raise OutputExistsError.at(path)
-        if path.is_file() or not (is_zarr_store(path) or not any(path.iterdir())):
-            msg = (
-                f"refusing to overwrite {path}: it is not a Zarr store, and overwriting "
-                "deletes it; choose another output path"
-            )
-            raise OutputExistsError(msg)
-        shutil.rmtree(path)
+        for item in content:  # all but the lock of the run that is replacing it
+            if item.is_dir() and not item.is_symlink():
+                shutil.rmtree(item)
+            else:
+                item.unlink()
     try:
-        group = zarr.open_group(store=str(path), mode="w-", zarr_format=zarr_format_of(ngff))
+        # Everything but the lock is gone by now: "a" creates the group beside the lock, which
+        # "w-" refuses and "w" would delete.
+        group = zarr.open_group(store=str(path), mode="a", zarr_format=zarr_format_of(ngff))
     except OSError as exc:
         msg = (
             f"cannot create the output {path}: {exc.strerror or exc}; choose a location you "

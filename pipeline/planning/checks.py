@@ -14,7 +14,7 @@ from pipeline.errors import (
     SchedulerError,
 )
 from pipeline.grid import ChunkGrid, ChunksLike, normalize_chunks
-from pipeline.io import check_ngff, output_progress
+from pipeline.io import check_ngff, live_owner, locked_error, output_progress
 from pipeline.ops.memory import ArraySource
 from pipeline.ops.pyramid import DOWNSAMPLE_METHODS
 from pipeline.ops.tree import input_paths, steps
@@ -137,7 +137,12 @@ def check_output(target: Path, *, overwrite: bool, resume: bool) -> None:
     if resume and overwrite:
         msg = "resume and overwrite contradict each other: resume keeps the blocks written"
         raise ArgumentError(msg)
-    if not target.exists() or overwrite or resume:
+    if not target.exists():
+        return
+    who = live_owner(target)
+    if who is not None:
+        raise locked_error(target, who)
+    if overwrite or resume:
         return
     progress = output_progress(target)
     if progress is None:

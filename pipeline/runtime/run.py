@@ -22,6 +22,7 @@ from pipeline.io import (
     directory_size,
     done_blocks,
     forget_block,
+    hold,
     open_source,
     open_target,
     read_record,
@@ -63,7 +64,7 @@ def execute(job: Job, *, progress: bool = True) -> RunReport:
     """
     from pipeline import __version__
 
-    options, array = job.options, job.image
+    options = job.options
     record = RunRecord(
         version=__version__,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -73,8 +74,27 @@ def execute(job: Job, *, progress: bool = True) -> RunReport:
         inputs=job.inputs,
         metadata=dict(options.metadata),
     )
+    with hold(job.target, record.run_id) as killed:
+        # A run killed while it created the output (its lock is still there) left a store
+        # without its record or array, and no block: it is created again.
+        unborn = killed is not None and not _has_level(job.target)
+        return _execute(job, record, progress=progress, unborn=unborn)
+
+
+def _has_level(target: Path) -> bool:
+    """Whether the output has its record and its full-resolution array."""
+    return (
+        read_record(target) is not None
+        and (target / "0").is_dir()
+        and any((target / "0" / marker).exists() for marker in ("zarr.json", ".zarray"))
+    )
+
+
+def _execute(job: Job, record: RunRecord, *, progress: bool, unborn: bool) -> RunReport:
+    """`execute`, holding the output's lock."""
+    options, array = job.options, job.image
     skip: set[tuple[int, int]] = set()
-    resumed = options.resume and job.target.exists()
+    resumed = options.resume and not unborn and read_record(job.target) is not None
     # The executor starts first: a cluster that cannot start leaves no empty output behind.
     with executor(
         options.scheduler,
@@ -90,7 +110,7 @@ def execute(job: Job, *, progress: bool = True) -> RunReport:
                 tuple(int(n) for n in array.shape),
                 array.dtype,
                 job.store_chunks,
-                overwrite=options.overwrite,
+                overwrite=options.overwrite or unborn,
                 attributes={"pipeline": record.to_json()},
                 run_id=record.run_id,
                 ngff=options.ngff,

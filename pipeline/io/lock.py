@@ -1,0 +1,168 @@
+"""Ownership of an output: one run at a time writes it.
+
+A run holds a lock file at the root of the output store, created atomically (``O_EXCL``) and
+holding its owner: run, host, process, start. The owner touches it every few seconds. A second
+run finds it and is refused, naming the owner. A lock whose process is gone (same host) or
+that has not been touched for :data:`STALE_SECONDS` was left by a killed run: ``--resume``
+and ``--overwrite`` take it over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from pipeline.errors import OutputLockedError, OutputWriteError
+from pipeline.io.base import check_not_foreign
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+__all__ = [
+    "LOCK_FILE",
+    "STALE_SECONDS",
+    "Owner",
+    "hold",
+    "live_owner",
+    "locked_error",
+    "read_owner",
+]
+
+LOCK_FILE = ".pipeline-lock.json"
+"""At the root of an output store while a run writes it."""
+HEARTBEAT_SECONDS = 5.0
+"""How often the owner touches its lock."""
+STALE_SECONDS = 60.0
+"""A lock untouched for this long belongs to a run that is gone."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The run that holds an output's lock."""
+
+    run_id: str
+    host: str
+    pid: int
+    started: str
+
+    @classmethod
+    def me(cls, run_id: str) -> Owner:
+        """This process, for run ``run_id``."""
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        return cls(run_id, socket.gethostname(), os.getpid(), now)
+
+    def is_alive(self, age: float) -> bool:
+        """Whether the owner may still be running, its lock last touched ``age`` s ago."""
+        if age > STALE_SECONDS:
+            return False
+        if self.host != socket.gethostname():
+            return True
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def describe(self, age: float) -> str:
+        """The owner in words."""
+        return (
+            f"run {self.run_id[:12]}, process {self.pid} on {self.host}, started {self.started}, "
+            f"last seen {age:.0f} s ago"
+        )
+
+
+def read_owner(path: Path) -> tuple[Owner, float] | None:
+    """The owner of the output at ``path`` and the seconds since its lock was touched."""
+    lock = path / LOCK_FILE
+    try:
+        age = max(0.0, time.time() - lock.stat().st_mtime)
+        data = json.loads(lock.read_text())
+        return Owner(
+            str(data["run_id"]), str(data["host"]), int(data["pid"]), str(data["started"])
+        ), age
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return Owner("unknown", "unknown", -1, "unknown"), STALE_SECONDS + 1  # damaged: stale
+
+
+def live_owner(path: Path) -> str | None:
+    """Who is writing the output at ``path`` right now, in words; ``None`` if nobody is."""
+    found = read_owner(path)
+    if found is None or not found[0].is_alive(found[1]):
+        return None
+    return found[0].describe(found[1])
+
+
+def locked_error(path: Path, who: str) -> OutputLockedError:
+    """The error for an output another run is writing."""
+    return OutputLockedError(
+        f"output {path} is being written by another run ({who}); wait for it to end or stop "
+        "it: a lock left by a run that was killed is taken over by resume=True "
+        "(CLI: --resume) once that run is gone"
+    )
+
+
+@contextlib.contextmanager
+def hold(path: Path, run_id: str) -> Iterator[Owner | None]:
+    """Hold the lock of the output at ``path`` (a directory: made if missing) while the block
+    runs; refused if a live run holds it, taken over if its holder is gone. Yields the owner
+    it was taken over from (``None``: it was free)."""
+    check_not_foreign(path)
+    made = not path.exists()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = (
+            f"cannot create the output {path}: {exc.strerror or exc}; choose a location you "
+            "can write to"
+        )
+        raise OutputWriteError(msg) from exc
+    lock = path / LOCK_FILE
+    previous: Owner | None = None
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            who = live_owner(path)
+            if who is not None:
+                raise locked_error(path, who) from None
+            found = read_owner(path)
+            previous = found[0] if found else None
+            lock.unlink(missing_ok=True)  # left by a run that is gone: take it over
+            continue
+        with os.fdopen(fd, "w") as file:
+            json.dump(asdict(Owner.me(run_id)), file)
+        break
+    else:
+        raise locked_error(path, live_owner(path) or "a run that took it over at this moment")
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(lock, stop), daemon=True)
+    beat.start()
+    try:
+        yield previous
+    finally:
+        stop.set()
+        beat.join()
+        with contextlib.suppress(OSError):
+            found = read_owner(path)
+            if found is not None and found[0].run_id == run_id:
+                lock.unlink()
+            if made:
+                path.rmdir()  # only if the run left nothing in it
+
+
+def _heartbeat(lock: Path, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_SECONDS):
+        with contextlib.suppress(OSError):
+            os.utime(lock)
