@@ -25,6 +25,7 @@ __all__ = [
     "ConfigError",
     "CorruptSourceError",
     "FunctionLoadError",
+    "InputChangedError",
     "KernelCompileError",
     "MemoryBudgetError",
     "OutputExistsError",
@@ -60,6 +61,10 @@ class UnsupportedSourceError(PipelineError, ValueError):
 
 class CorruptSourceError(PipelineError, ValueError):
     """An input is of a known format but its header or pixel data is damaged or incomplete."""
+
+
+class InputChangedError(PipelineError, RuntimeError):
+    """An input file changed while a run read it."""
 
 
 class BlockShapeError(PipelineError, ValueError):

@@ -119,7 +119,9 @@ def _open_inputs(loaded: LoadedConfig, problems: list[Problem]) -> dict[str, da.
             continue
         try:
             # Without chunks, the plan chooses the blocks (whole output chunks, if given).
-            images[name] = open_image(path, chunks=spec.chunks, level=spec.level)
+            images[name] = open_image(
+                path, chunks=spec.chunks, level=spec.level, missing_chunks=spec.missing_chunks
+            )
         except PipelineError as exc:
             problems.append(loaded.problem(where, str(exc)))
     return images
@@ -210,7 +212,7 @@ def _build(loaded: LoadedConfig, overrides: Overrides, problems: list[Problem]) 
             chunks=config.output.chunks,
             overwrite=overrides.overwrite or config.output.overwrite,
             scheduler=overrides.scheduler or config.compute.scheduler,
-            workers=overrides.workers or config.compute.workers,
+            workers=config.compute.workers if overrides.workers is None else overrides.workers,
             threads_per_worker=config.compute.threads_per_worker,
             memory_limit=config.compute.memory_limit,
             metadata={"config": loaded.data, "config_file": str(loaded.path.resolve())},

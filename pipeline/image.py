@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -21,7 +21,13 @@ if TYPE_CHECKING:
 __all__ = ["open_image"]
 
 
-def open_image(source: Any, *, chunks: ChunksLike = None, level: int = 0) -> da.Array:
+def open_image(
+    source: Any,
+    *,
+    chunks: ChunksLike = None,
+    level: int = 0,
+    missing_chunks: Literal["error", "fill"] = "error",
+) -> da.Array:
     """Open an image lazily as a dask array of shape ``(Y, X)`` or ``(Y, X, C)``.
 
     Parameters
@@ -35,6 +41,9 @@ def open_image(source: Any, *, chunks: ChunksLike = None, level: int = 0) -> da.
         explicit sizes. Default: whole storage tiles, grown to about 32 MB.
     level
         Pyramid level for pyramidal TIFFs and OME-Zarr groups; 0 is full resolution.
+    missing_chunks
+        A Zarr chunk that is not in the store: ``"error"`` (default: a lost file must not
+        become pixels of the fill value) or ``"fill"`` (a sparse array, read as Zarr says).
 
     Returns
     -------
@@ -55,8 +64,11 @@ def open_image(source: Any, *, chunks: ChunksLike = None, level: int = 0) -> da.
     if isinstance(level, bool) or not isinstance(level, int) or level < 0:
         msg = f"level={level!r} must be a pyramid level: 0 (full resolution) or more"
         raise ArgumentError(msg)
+    if missing_chunks not in ("error", "fill"):
+        msg = f"missing_chunks={missing_chunks!r}: use 'error' or 'fill'"
+        raise ArgumentError(msg)
     if isinstance(source, (str, os.PathLike)):
-        src = open_source(Path(source), level=level)
+        src = open_source(Path(source), level=level, fill_missing=missing_chunks == "fill")
         itemsize = src.dtype.itemsize * (src.shape[2] if len(src.shape) == 3 else 1)
         default = auto_chunks(src.shape, src.tile, itemsize)
         grid = normalize_chunks(chunks, src.shape, default)

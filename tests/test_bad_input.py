@@ -294,7 +294,84 @@ CASES = [
         make=lambda f: (dem(f), (f / "notes.txt").write_text("keep me"))[0],
         args=["--overwrite"],
     ),
+    # Issue 15: inputs that lie, and settings that are not what they say.
+    Case(
+        "issue-15-zarr-input-missing-a-chunk",
+        "input: dem.zarr\n" + STEP + "output: {path: o.zarr}\n",
+        r"dem.zarr: chunk c/1/0 of array \(root\) is missing, so its pixels would be read as "
+        r"the fill value; restore it, or if the array is sparse on purpose",
+        make=lambda f: lost_chunk(f, "c/1/0"),
+    ),
+    Case(
+        "issue-15-zarr-stack-of-planes-read-as-channels",
+        "input: stack.zarr\n" + STEP + "output: {path: o.zarr}\n",
+        r"stack.zarr is a 3-D array of shape \(20, 64, 64\) without axis names: read as "
+        r"\(Y, X, C\) it would be a 20x64 image of 64 channels",
+        make=lambda f: zarr.create_array(f / "stack.zarr", shape=(20, 64, 64), dtype="f4"),
+    ),
+    Case(
+        "issue-15-string-dtype-image",
+        "input: a.npy\n" + STEP + "output: {path: o.zarr}\n",
+        r"a.npy holds values of dtype <U3, not numbers",
+        make=lambda f: np.save(f / "a.npy", np.full((8, 8), "abc")),
+    ),
+    Case(
+        "issue-15-structured-dtype-image",
+        "input: s.zarr\n" + STEP + "output: {path: o.zarr}\n",
+        r"s.zarr holds values of dtype .*, not numbers",
+        make=lambda f: (
+            np.save(f / "s.npy", np.zeros((8, 8), "i4,f4"))
+            or zarr.save_array(f / "s.zarr", np.zeros((8, 8), "i4,f4"), zarr_format=2)
+        ),
+    ),
+    Case(
+        "issue-15-system-exit-in-the-function",
+        "input: dem.tif\nsteps:\n  - function: kernels.py:leave\noutput: {path: o.zarr}\n",
+        r"kernels.py:leave failed on the block at pixels .* SystemExit: 0",
+        make=with_kernels("import sys\n\ndef leave(dem):\n    sys.exit(0)\n"),
+        first_line_only=True,
+    ),
+    Case(
+        "issue-15-output-dtype-zarr-cannot-store",
+        "input: dem.tif\n" + STEP + "output: {path: o.zarr}\n",
+        r"dtype='float128' \(float128\) cannot be stored in Zarr: use one of bool, int8",
+        make=dem,
+        args=["--set", "steps.0.dtype=float128"],
+    ),
+    Case(
+        "issue-15-output-dtype-object",
+        "input: dem.tif\n" + STEP + "output: {path: o.zarr}\n",
+        r"dtype='object' \(object\) cannot be stored in Zarr",
+        make=dem,
+        args=["--set", "steps.0.dtype=object"],
+    ),
+    Case(
+        "issue-15-memory-limit-not-a-size",
+        "input: dem.tif\n" + STEP + "output: {path: o.zarr}\n",
+        r"compute.memory_limit: 'lots' is not a size of memory: give one such as 4GB",
+        make=dem,
+        args=["--set", "compute.memory_limit=lots"],
+    ),
+    Case(
+        "issue-15-memory-limit-negative",
+        "input: dem.tif\n" + STEP + "output: {path: o.zarr}\ncompute: {memory_limit: -5GB}\n",
+        r"run.yaml:5: compute.memory_limit: '-5GB' is not a size of memory",
+        make=dem,
+    ),
+    Case(
+        "issue-15-workers-zero",
+        "input: dem.tif\n" + STEP + "output: {path: o.zarr}\n",
+        r"workers=0 must be at least 1",
+        make=dem,
+        args=["--workers", "0"],
+    ),
 ]
+
+
+def lost_chunk(folder: Path, key: str) -> None:
+    z = zarr.create_array(folder / "dem.zarr", shape=(64, 64), chunks=(32, 32), dtype="f4")
+    z[:] = 1.0
+    (folder / "dem.zarr" / key).unlink()
 
 
 def fingerprint(folder: Path) -> dict[str, str]:

@@ -250,6 +250,8 @@ def _problem(loaded: LoadedConfig, loc: Key, error: Any) -> Problem:
         message = f"unknown key {loc[-1]!r}: {hint}allowed here: {', '.join(allowed)}"
     elif kind == "missing":
         message = f"required key {loc[-1]!r} is missing"
+    elif kind == "string_pattern_mismatch":  # the only patterned key is a size of memory
+        message = f"{error['input']!r} is not a size of memory: give one such as 4GB or 512MiB"
     else:
         message = error["msg"].removeprefix("Value error, ")
         if "input" in error and kind not in ("value_error", "assertion_error"):

@@ -47,6 +47,8 @@ class InputSpec(_Strict):
     """Block shape; default: the output chunks if given, else storage tiles grown to ~32 MB."""
     level: NonNegativeInt = 0
     """Pyramid level."""
+    missing_chunks: Literal["error", "fill"] = "error"
+    """A Zarr chunk not in the store: an error, or the fill value (a sparse array)."""
     generate: GenerateSpec | None = None
     """Create the file first if it does not exist."""
 
@@ -113,9 +115,11 @@ class ComputeSpec(_Strict):
     """Worker threads or processes; default: one per core."""
     threads_per_worker: PositiveInt = 1
     """Threads in each worker of a ``distributed`` cluster started for the run."""
-    memory_limit: str | None = None
-    """Memory per worker, e.g. ``4GB``: the plan's budget, and the limit of a ``distributed``
-    cluster started for the run."""
+    memory_limit: str | None = Field(
+        default=None, pattern=r"^\s*\d+(\.\d+)?\s*([kKmMgGtTpP]i?[bB]?|[bB])?\s*$"
+    )
+    """Memory per worker, a size such as ``4GB`` or ``512MiB``: the plan's budget, and the
+    limit of a ``distributed`` cluster started for the run."""
     retries: NonNegativeInt = 2
     """Attempts more a block gets after a transient I/O error (never after an error raised
     by the function)."""

@@ -49,6 +49,11 @@ class WindowSource(Protocol):
         ...
 
     @property
+    def level(self) -> int:
+        """The pyramid level it reads (0: full resolution)."""
+        ...
+
+    @property
     def levels(self) -> int:
         """Pyramid levels the file holds (1 when it has none)."""
         ...

@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import UnsupportedSourceError
-from pipeline.io.base import ZARR_MARKERS, check_image_shape, directory_size, sniff_format
+from pipeline.io.base import (
+    ZARR_MARKERS,
+    check_image_dtype,
+    check_image_shape,
+    directory_size,
+    sniff_format,
+)
 from pipeline.io.lock import hold, live_owner, locked_error
 from pipeline.io.npy import NpySource
 from pipeline.io.ome import NGFF_VERSIONS, check_ngff, level_transform
@@ -72,9 +78,12 @@ FileSource = TiffSource | ZarrSource | NpySource
 """Any file-backed reader."""
 
 
-def open_source(path: str | os.PathLike[str], level: int = 0) -> FileSource:
+def open_source(
+    path: str | os.PathLike[str], level: int = 0, *, fill_missing: bool = False
+) -> FileSource:
     """Open the image at ``path`` (TIFF, Zarr or NPY, recognised by content) without reading
-    pixel data; ``level`` selects a pyramid level where the file has one."""
+    pixel data; ``level`` selects a pyramid level where the file has one. A missing chunk of a
+    Zarr array is an error unless ``fill_missing``."""
     path = Path(path).expanduser()
     fmt = sniff_format(path)
     if path.name in ZARR_MARKERS:
@@ -83,11 +92,12 @@ def open_source(path: str | os.PathLike[str], level: int = 0) -> FileSource:
     if fmt == "tiff":
         source = TiffSource.open(path, level)
     elif fmt == "zarr":
-        source = ZarrSource.open(path, level)
+        source = ZarrSource.open(path, level, fill_missing=fill_missing)
     else:
         if level:
             msg = f"{path}: a .npy file has only level 0, not {level}"
             raise UnsupportedSourceError(msg)
         source = NpySource.open(path)
     check_image_shape(source.shape, str(path))
+    check_image_dtype(source.dtype, str(path))
     return source

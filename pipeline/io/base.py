@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from pipeline.errors import OutputExistsError, SourceNotFoundError, UnsupportedSourceError
 
@@ -11,6 +13,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ZARR_MARKERS",
+    "check_channels_last",
+    "check_image_dtype",
     "check_image_shape",
     "check_not_foreign",
     "directory_size",
@@ -97,3 +101,26 @@ def check_not_foreign(path: Path, ours: tuple[str, ...] = (".pipeline-lock.json"
         "choose another output path"
     )
     raise OutputExistsError(msg)
+
+
+def check_image_dtype(dtype: Any, what: str) -> None:
+    """Refuse pixels that are not numbers (strings, records, objects)."""
+    if np.dtype(dtype).kind not in "biufc":
+        msg = (
+            f"{what} holds values of dtype {np.dtype(dtype)}, not numbers; pipeline reads "
+            "images of integers, floats, complex numbers or booleans"
+        )
+        raise UnsupportedSourceError(msg)
+
+
+def check_channels_last(shape: tuple[int, ...], what: str) -> None:
+    """Refuse a 3-D array without axis names that reads as more channels than rows or
+    columns: it is more likely a stack of planes ``(Z, Y, X)`` than one ``(Y, X, C)`` image."""
+    if len(shape) == 3 and shape[2] > 4 and shape[2] >= min(shape[0], shape[1]):
+        msg = (
+            f"{what} is a 3-D array of shape {shape} without axis names: read as (Y, X, C) it "
+            f"would be a {shape[0]}x{shape[1]} image of {shape[2]} channels, and it looks like "
+            "a stack of planes; give its axes names (Zarr dimension_names y, x and c), or "
+            "store the planes you want as separate 2-D arrays"
+        )
+        raise UnsupportedSourceError(msg)

@@ -9,12 +9,15 @@ each tile is decoded about once. It holds at most ``PIPELINE_TILE_CACHE_MB`` meg
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from pipeline.errors import ArgumentError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -108,11 +111,19 @@ class TileCache:
 
 
 def _budget() -> int:
+    """The cache's size from ``PIPELINE_TILE_CACHE_MB`` (default 128 MB)."""
+    text = os.environ.get("PIPELINE_TILE_CACHE_MB", "128")
     try:
-        megabytes = float(os.environ.get("PIPELINE_TILE_CACHE_MB", "128"))
+        megabytes = float(text)
     except ValueError:
-        megabytes = 128.0
-    return int(max(megabytes, 0) * 2**20)
+        megabytes = math.nan
+    if not math.isfinite(megabytes) or megabytes < 0:
+        msg = (
+            f"PIPELINE_TILE_CACHE_MB={text!r}: give the size of the decoded-tile cache in "
+            "megabytes, 0 or more, such as 128 (or unset it)"
+        )
+        raise ArgumentError(msg)
+    return int(megabytes * 2**20)
 
 
 tile_cache = TileCache(_budget())

@@ -38,7 +38,11 @@ def describe_path(path: str | Path) -> dict[str, Any]:
     record = read_record(path) if isinstance(source, ZarrSource) and source.array_path else None
     if record is not None:
         info["pipeline"] = record.to_json()
-        info["values"] = value_summary(path, source.levels)
+        info["values"] = (
+            value_summary(path, source.levels)
+            if record.complete
+            else {"level": None, "reason": "the output is incomplete"}
+        )
     return info
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.errors import CorruptSourceError, UnsupportedSourceError
-from pipeline.io.base import check_image_shape
+from pipeline.io.base import check_channels_last, check_image_dtype, check_image_shape
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -52,6 +52,7 @@ class NpySource:
     """Modification time when opened: part of the token."""
 
     format = "npy"
+    level = 0
     levels = 1
 
     @classmethod
@@ -61,9 +62,8 @@ class NpySource:
         array = _memmap(path)
         shape = tuple(int(n) for n in array.shape)
         check_image_shape(shape, str(path))
-        if array.dtype.kind not in "biufc" or array.dtype.fields is not None:
-            msg = f"{path}: pixel type {array.dtype} is not numeric; convert it to numbers"
-            raise UnsupportedSourceError(msg)
+        check_channels_last(shape, str(path))
+        check_image_dtype(array.dtype, str(path))
         fortran = bool(array.flags.f_contiguous and not array.flags.c_contiguous)
         tile = (shape[0], 1) if fortran else (1, shape[1])
         return cls(

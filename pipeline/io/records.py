@@ -150,10 +150,26 @@ def done_blocks(path: Path, array_path: str = "0") -> dict[tuple[int, int], Bloc
             continue
         i, _, j = marker.name.partition(".")
         try:
-            found[(int(i), int(j))] = json.loads(marker.read_text())
+            sums = json.loads(marker.read_text())
+            index = (int(i), int(j))
         except (ValueError, OSError):
             continue  # an unreadable record: the block is done again
+        if _well_formed(sums):
+            found[index] = sums
     return found
+
+
+def _well_formed(sums: Any) -> bool:
+    """A record maps chunk files to a CRC32 (or ``None``): anything else is damaged, and its
+    block is done again."""
+    return (
+        isinstance(sums, dict)
+        and bool(sums)
+        and all(
+            isinstance(k, str) and (v is None or (isinstance(v, int) and not isinstance(v, bool)))
+            for k, v in sums.items()
+        )
+    )
 
 
 def damaged_chunks(path: Path, sums: BlockSums) -> list[str]:

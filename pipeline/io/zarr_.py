@@ -7,6 +7,7 @@ NGFF orders axes channel first, so a ``(C, Y, X)`` array is read as ``(Y, X, C)`
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from pipeline.errors import (
     SourceNotFoundError,
     UnsupportedSourceError,
 )
-from pipeline.io.base import ZARR_MARKERS, check_image_shape
+from pipeline.io.base import ZARR_MARKERS, check_channels_last, check_image_shape
 from pipeline.io.ome import multiscales
 
 if TYPE_CHECKING:
@@ -82,11 +83,13 @@ class ZarrSource:
     """Pyramid levels (1 for a plain array)."""
     mtime_ns: int
     """Modification time of the array metadata: part of the token."""
+    fill_missing: bool = False
+    """Read a missing chunk as the fill value (a sparse array) instead of refusing it."""
 
     format = "zarr"
 
     @classmethod
-    def open(cls, path: Path, level: int = 0) -> ZarrSource:
+    def open(cls, path: Path, level: int = 0, *, fill_missing: bool = False) -> ZarrSource:
         """Open the array metadata (no chunk is read)."""
         import zarr
 
@@ -145,6 +148,7 @@ class ZarrSource:
             zarr_format=int(array.metadata.zarr_format),
             levels=levels,
             mtime_ns=_metadata_mtime(path / array_path),
+            fill_missing=fill_missing,
         )
 
     @property
@@ -168,6 +172,8 @@ class ZarrSource:
             slice(None) if keep is None else keep for keep in self.index
         ]
         selection[ydim], selection[xdim] = window.to_slices()
+        if not self.fill_missing:
+            self._check_chunks(array, selection)
         try:
             block = np.asarray(array[tuple(selection)])
         except Exception as exc:
@@ -178,6 +184,29 @@ class ZarrSource:
             )
             raise CorruptSourceError(msg) from exc
         return block.transpose(self.order) if self.order != tuple(range(block.ndim)) else block
+
+    def _check_chunks(self, array: zarr.Array[Any], selection: list[int | slice]) -> None:
+        """Refuse to read a missing chunk as the fill value: in an input, a chunk file lost
+        on the way would otherwise become an image silently filled with zeros (or NaN)."""
+        unit = array.shards or array.chunks
+        spans = []
+        for axis, (pick, size) in enumerate(zip(selection, unit, strict=True)):
+            if isinstance(pick, int):
+                spans.append(range(pick // size, pick // size + 1))
+            else:
+                start, stop, _ = pick.indices(array.shape[axis])
+                spans.append(range(start // size, -(-stop // size)))
+        root = self.path / self.array_path
+        for coords in itertools.product(*spans):
+            key = array.metadata.encode_chunk_key(coords)
+            if not (root / key).exists():
+                msg = (
+                    f"{self.path}: chunk {key} of array {self.array_path or '(root)'} is "
+                    "missing, so its pixels would be read as the fill value; restore it, or "
+                    "if the array is sparse on purpose, open it with "
+                    "open_image(..., missing_chunks='fill') (config: missing_chunks: fill)"
+                )
+                raise CorruptSourceError(msg)
 
 
 def _yx(index: tuple[int | None, ...], order: tuple[int, ...]) -> tuple[int, int]:
@@ -210,5 +239,6 @@ def _layout(
             lead += 1
         index = (0,) * lead + (None,) * (len(shape) - lead)
         order = tuple(range(len(shape) - lead))
+        check_channels_last(shape[lead:], what)
     kept_shape = tuple(n for n, k in zip(shape, index, strict=True) if k is None)
     return index, order, tuple(kept_shape[i] for i in order)

@@ -50,6 +50,7 @@ class ArraySource:
 
     format = "array"
     path = None
+    level = 0
     levels = 1
     tile = TILE
     views = True
@@ -119,6 +120,7 @@ class SpilledArray:
 
     format = "array"
     path = None
+    level = 0
     levels = 1
     tile = TILE
 

@@ -330,7 +330,7 @@ class StepNode(Node):
             )
         try:
             result = self.func(*arrays, **kwargs)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in a function ends no run quietly
             msg = (
                 f"{self.label} failed on the block at pixels {window} (rows {window.y0}-"
                 f"{window.y1 - 1}, columns {window.x0}-{window.x1 - 1}) of the "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pipeline.errors import ArgumentError
 from pipeline.grid import ChunkGrid, Window, budget_error
 from pipeline.io.cache import tile_cache
 from pipeline.machine import available_memory
@@ -38,10 +39,20 @@ BUDGET_SHARE = 0.6
 
 def memory_budget(memory_limit: str | None, processes: int) -> tuple[int, str]:
     """Bytes one worker process may use, and where that figure comes from."""
-    if memory_limit:
+    if memory_limit is not None:
         from dask.utils import parse_bytes
 
-        return int(parse_bytes(memory_limit)), f"memory_limit {memory_limit}"
+        try:
+            limit = int(parse_bytes(memory_limit))
+        except (ValueError, TypeError):
+            limit = 0
+        if limit <= 0:
+            msg = (
+                f"memory_limit={memory_limit!r} is not a size of memory: give a positive size "
+                "such as '4GB' or '512MiB'"
+            )
+            raise ArgumentError(msg)
+        return limit, f"memory_limit {memory_limit}"
     available = available_memory()
     share = int(available * BUDGET_SHARE / max(processes, 1))
     return share, (

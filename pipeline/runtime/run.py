@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import OutputWriteError, ResumeError
+from pipeline.errors import InputChangedError, OutputWriteError, PipelineError, ResumeError
 from pipeline.grid import ChunkGrid, level_shape
 from pipeline.io import (
     RunRecord,
@@ -29,7 +29,7 @@ from pipeline.io import (
     sweep_partials,
     write_record,
 )
-from pipeline.ops import SourceNode, to_dask, tokenize
+from pipeline.ops import SourceNode, program_of, to_dask, tokenize
 from pipeline.ops.memory import spill_arrays
 from pipeline.ops.pyramid import DownsampleNode
 from pipeline.report import BlockStats, RunReport
@@ -144,6 +144,7 @@ def _execute(job: Job, record: RunRecord, *, progress: bool, unborn: bool) -> Ru
             job, ex, stats, len(tasks), elapsed, skipped=len(skip) if resumed else None
         )
     _check_complete(job)
+    _check_inputs_unchanged(job)
     record.complete, record.report = True, report.to_dict()
     write_record(job.target, record)
     return report
@@ -195,6 +196,26 @@ def _check_complete(job: Job) -> None:
                 "(CLI: --resume)"
             )
             raise OutputWriteError(msg)
+
+
+def _check_inputs_unchanged(job: Job) -> None:
+    """Refuse to mark an output complete when an input changed while the run read it (its
+    size or modification time): the output would mix old and new data."""
+    program = program_of(job.image)
+    for source in program.root.sources() if program else ():
+        if source.path is None:
+            continue
+        try:
+            now = open_source(source.path, source.level).token
+        except PipelineError:
+            now = "gone"
+        if now != source.token:
+            msg = (
+                f"the input {source.path} changed while the run read it, so the output mixes "
+                f"old and new data; it is left incomplete: run again with overwrite=True "
+                "(CLI: --overwrite) once the input stays as it is"
+            )
+            raise InputChangedError(msg)
 
 
 def _build_level(job: Job, ex: Executor, base: ZarrTarget, level: int, *, progress: bool) -> None:

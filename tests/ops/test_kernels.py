@@ -327,3 +327,14 @@ def test_sky_view_of_known_surfaces() -> None:
     assert centre == pytest.approx(1 - k / math.sqrt(1 + k * k), abs=1e-12)
     peak = da.from_array(-np.hypot(yy, xx), chunks=5)
     assert pipeline.apply(sky_view, peak, radius=4).compute()[10, 10] == 1.0
+
+
+def test_issue_15_a_float16_image_under_a_kernel_reads_as_float32(tmp_path: Path) -> None:
+    # numba has no float16: every float16 value is exactly a float32, so the kernel reads that.
+    import tifffile
+
+    values = (np.random.default_rng(3).random((70, 90)) * 500).astype(np.float16)
+    tifffile.imwrite(tmp_path / "h.tif", values)
+    half = pipeline.apply(slope, pipeline.open_image(tmp_path / "h.tif"), cell_size=30.0)
+    single = pipeline.apply(slope, values.astype(np.float32), cell_size=30.0)
+    np.testing.assert_array_equal(half.compute(), single.compute())

@@ -188,7 +188,7 @@ class Kernel:
         start = time.perf_counter()
         try:
             dispatcher = self._dispatcher()
-            arrays = [np.empty((1, 1), dtype=d) for d in dtypes]
+            arrays = [np.empty((1, 1), dtype=kernel_dtype(d)) for d in dtypes]
             if self.kind == "pointwise":
                 args: list[Any] = [typeof(a[0, 0]) for a in arrays]
             else:
@@ -226,7 +226,7 @@ class Kernel:
         loop.function.compile(
             (
                 *kernel,
-                *(typeof(np.empty((1, 1), dtype=d)) for d in dtypes),
+                *(typeof(np.empty((1, 1), dtype=kernel_dtype(d))) for d in dtypes),
                 typeof(out),
                 *([types.intp] * 4),
                 typeof(params),
@@ -276,7 +276,7 @@ class Kernel:
         shape = info.core.shape if channels is None else (*info.core.shape, channels)
         loop = self._loop(self._loop_key(len(blocks), channels, compiled, len(params), info.depth))
         kernel = self._dispatcher() if compiled else self.func
-        arrays = [np.ascontiguousarray(b) for b in blocks]
+        arrays = [np.ascontiguousarray(b, dtype=kernel_dtype(b.dtype)) for b in blocks]
         y0, x0 = info.core.y0, info.core.x0
         out = np.empty(shape, dtype=out_dtype)
         if self.finish is None:
@@ -304,6 +304,12 @@ FINISH_STRIP_BYTES = 2**20
 in the CPU's cache between the loop that makes them and ``finish``; a block-sized array of
 float64 values would be a large fresh allocation per block (page faults) and a pass through
 main memory."""
+
+
+def kernel_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """What a kernel reads pixels of ``dtype`` as: float16 as float32 (numba has no float16;
+    every float16 value is exactly a float32), anything else as it is."""
+    return np.dtype(np.float32) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
 
 
 def finish_strip_rows(shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
