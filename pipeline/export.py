@@ -7,9 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.errors import ArgumentError, OutputExistsError
+from pipeline.errors import ArgumentError
 from pipeline.grid import Window
 from pipeline.io import open_source
+from pipeline.io.base import prepare_file_output
+
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+"""The first bytes of TIFF and BigTIFF files."""
 
 if TYPE_CHECKING:
     import os
@@ -64,15 +68,34 @@ def export_tiff(
     import tifffile
 
     path, target = Path(path), Path(target)
-    if target.exists() and not overwrite:
-        raise OutputExistsError.at(target)
-    if any(t % 16 for t in tile):
-        msg = f"tile {tile} must be multiples of 16 (a TIFF requirement), such as (512, 512)"
+    if any(t <= 0 or t % 16 for t in tile):
+        msg = (
+            f"tile {tile} must be positive multiples of 16 (a TIFF requirement), such as (512, 512)"
+        )
         raise ArgumentError(msg)
     first = open_source(path)
+    prepare_file_output(target, source=path, kind="TIFF", magic=TIFF_MAGIC, overwrite=overwrite)
     levels = [_Level(path, k) for k in range(first.levels)]
     channels = len(first.shape) == 3
     partial = target.with_name(target.name + ".partial")
+    try:
+        _write(tifffile, partial, levels, tile, compression, channels=channels)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(target)
+    return target
+
+
+def _write(
+    tifffile: Any,
+    partial: Path,
+    levels: list[_Level],
+    tile: tuple[int, int],
+    compression: str,
+    *,
+    channels: bool,
+) -> None:
     with tifffile.TiffWriter(partial, bigtiff=True, ome=True) as tif:
         for k, level in enumerate(levels):
             options: dict[str, Any] = {
@@ -90,5 +113,3 @@ def export_tiff(
             else:
                 options["subfiletype"] = 1
             tif.write(_tiles(level, tile), **options)
-    partial.replace(target)
-    return target

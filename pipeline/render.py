@@ -13,6 +13,7 @@ from pipeline.errors import ArgumentError
 from pipeline.grid import Window, ceil_div
 from pipeline.image import open_image
 from pipeline.io import open_source
+from pipeline.io.base import prepare_file_output
 from pipeline.ops import compute_window
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ def preview(
 
     path = Path(path)
     source = open_source(path)
+    # A preview is redrawn at will, so an existing PNG is replaced, but nothing else.
+    prepare_file_output(Path(out), source=path, kind="PNG", magic=(b"\x89PNG",), overwrite=True)
     full = Window.from_shape(source.shape)
     window = full if window is None else window.clip(source.shape)
     if window.is_empty:

@@ -29,11 +29,23 @@ class _Refused(yaml.YAMLError):
         self.mark = mark
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""A config names inputs, steps and an output: a larger file is not a config (and its text
+would be copied into every output's metadata)."""
+MAX_DEPTH = 32
+"""Nesting a config never needs; deeper documents are refused before they exhaust the stack."""
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """The safe loader, without anchors and aliases."""
+    """The safe loader, without anchors and aliases, and nested at most :data:`MAX_DEPTH`."""
+
+    depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()  # type: ignore[no-untyped-call]
+        if self.depth >= MAX_DEPTH:
+            msg = f"the document is nested more than {MAX_DEPTH} levels deep; a config is not"
+            raise _Refused(msg, event.start_mark)
         if isinstance(event, yaml.AliasEvent):
             msg = (
                 f"YAML aliases (*{event.anchor}) are not allowed: they can expand a small "
@@ -43,7 +55,11 @@ class _StrictLoader(yaml.SafeLoader):
         if getattr(event, "anchor", None):
             msg = f"YAML anchors (&{event.anchor}) are not allowed; write the values out"
             raise _Refused(msg, event.start_mark)
-        return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _parse(text: str, file: str) -> tuple[Any, dict[Key, int]]:
@@ -186,7 +202,15 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     problem with its file, line and key."""
     file = Path(path).expanduser()
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as stream:
+            raw = stream.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            msg = (
+                f"larger than {MAX_CONFIG_BYTES >> 20} MiB, which no config is: it names inputs, "
+                "steps and an output; check that this is the config file"
+            )
+            raise ConfigError([Problem(str(file), None, "", msg)])
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         msg = "no such config file; check the path"
         raise ConfigError([Problem(str(file), None, "", msg)]) from None
@@ -203,7 +227,11 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError([Problem(str(file), 1, "", msg)])
     keys = apply_overrides(data, list(overrides))
     loaded = LoadedConfig(
-        config=RunConfig.model_construct(), path=file, data=data, lines=lines, overridden=keys
+        config=RunConfig.model_construct(),
+        path=file,
+        data=data,
+        lines=lines,
+        overridden=keys,
     )
     try:
         loaded.config = RunConfig.model_validate(data)

@@ -19,6 +19,7 @@ __all__ = [
     "check_not_foreign",
     "directory_size",
     "is_zarr_store",
+    "prepare_file_output",
     "sniff_format",
 ]
 
@@ -124,3 +125,35 @@ def check_channels_last(shape: tuple[int, ...], what: str) -> None:
             "store the planes you want as separate 2-D arrays"
         )
         raise UnsupportedSourceError(msg)
+
+
+def prepare_file_output(
+    target: Path, *, source: Path, kind: str, magic: tuple[bytes, ...], overwrite: bool
+) -> None:
+    """Check that a command may write the file ``target`` (of ``kind``, whose files start
+    with one of ``magic``), and make its folder: never a directory, never the input ``source``
+    or a file inside it, never a file of another kind, an existing one only with
+    ``overwrite``."""
+    out, src = target.absolute(), source.absolute()
+    if out == src or src in out.parents:
+        msg = f"{target} is the input {source} or inside it: choose another output file"
+        raise OutputExistsError(msg)
+    if target.is_dir():
+        msg = f"{target} is a directory: give the name of the {kind} file to write"
+        raise OutputExistsError(msg)
+    if target.exists():
+        if not overwrite:
+            raise OutputExistsError.at(target)
+        with target.open("rb") as file:
+            head = file.read(8)
+        if not head.startswith(magic):
+            msg = (
+                f"refusing to overwrite {target}: it is not a {kind} file, and pipeline "
+                f"replaces only files of the kind it writes; choose another name"
+            )
+            raise OutputExistsError(msg)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"cannot create the folder of {target}: {exc.strerror or exc}"
+        raise OutputExistsError(msg) from exc

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,27 @@ BUILTINS: dict[str, FunctionSpec] = {
 boundary."""
 
 
+def _import(module_ref: str, ref: str, base_dir: Path | None) -> Any:
+    """The module of a function reference. Importing runs the user's code, which may change
+    the working directory (``os.chdir`` at import): it is put back, so that the config's
+    relative paths keep meaning what they meant."""
+    cwd = Path.cwd()
+    try:
+        if module_ref.endswith(".py"):
+            return _load_file(Path(module_ref), base_dir)
+        try:
+            return importlib.import_module(module_ref)
+        except ImportError as exc:
+            msg = (
+                f"cannot import module {module_ref!r} for {ref!r}: {exc}; install it, or name "
+                "a file instead ('file.py:function')"
+            )
+            raise FunctionLoadError(msg) from exc
+    finally:
+        if Path.cwd() != cwd:
+            os.chdir(cwd)
+
+
 def resolve_function(ref: str, base_dir: Path | None = None) -> FunctionSpec:
     """The function ``ref`` names: a built-in, ``module:function`` or ``file.py:function``
     (relative to ``base_dir``)."""
@@ -77,18 +99,7 @@ def resolve_function(ref: str, base_dir: Path | None = None) -> FunctionSpec:
             "for your own, write 'package.module:function' or 'file.py:function'"
         )
         raise FunctionLoadError(msg)
-    from_file = module_ref.endswith(".py")
-    if from_file:
-        module = _load_file(Path(module_ref), base_dir)
-    else:
-        try:
-            module = importlib.import_module(module_ref)
-        except ImportError as exc:
-            msg = (
-                f"cannot import module {module_ref!r} for {ref!r}: {exc}; install it, or name "
-                "a file instead ('file.py:function')"
-            )
-            raise FunctionLoadError(msg) from exc
+    module = _import(module_ref, ref, base_dir)
     func = getattr(module, attr, None)
     if func is None:
         defined = sorted(
@@ -103,7 +114,8 @@ def resolve_function(ref: str, base_dir: Path | None = None) -> FunctionSpec:
     if not callable(func):
         msg = f"{ref} is a {type(func).__name__}, not a function"
         raise FunctionLoadError(msg)
-    if from_file and not isinstance(func, Kernel):  # a Kernel ships itself by value
+    # A Kernel ships itself by value.
+    if module_ref.endswith(".py") and not isinstance(func, Kernel):
         func = FileFunction(func, f"{Path(module_ref).name}:{attr}")
     return FunctionSpec(func=func, name=attr)
 

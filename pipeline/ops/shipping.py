@@ -25,6 +25,7 @@ import hashlib
 import importlib.abc
 import importlib.util
 import linecache
+import os
 import sys
 import threading
 from dataclasses import dataclass
@@ -93,11 +94,15 @@ class ShippedModule:
             lines = self.source.splitlines(keepends=True)
             linecache.cache[self.path] = (len(self.source), None, lines, self.path)
             sys.modules[self.name] = module
+            cwd = Path.cwd()
             try:
                 spec.loader.exec_module(module)
             except BaseException:
                 del sys.modules[self.name]
                 raise
+            finally:
+                if Path.cwd() != cwd:  # os.chdir() at import must not move the run's files
+                    os.chdir(cwd)
             return module
 
 
