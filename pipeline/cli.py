@@ -140,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except KeyboardInterrupt:
         print("interrupted: workers stopped; completed chunks are in the output", file=sys.stderr)
+        _abandon_stuck_threads()
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader of our output left (`pipeline info x.zarr | head`): stop quietly, as
@@ -151,6 +152,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         return _report_error(exc, debug=args.debug)
     return code
+
+
+def _abandon_stuck_threads(grace: float = 2.0) -> None:
+    """End the process now if worker threads are still busy after Ctrl-C: a function that
+    never returns would keep Python from exiting (it waits for its threads), whatever the
+    number of Ctrl-C. Everything that must be written (records, lock) was, on the way here."""
+    import os
+    import threading
+    import time
+
+    deadline = time.monotonic() + grace
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
 
 
 _PYTHON_FORM = re.compile(r"\w+=True \(CLI: (--[\w-]+)\)")

@@ -39,6 +39,7 @@ __all__ = [
     "SchedulerError",
     "SourceNotFoundError",
     "UnsupportedSourceError",
+    "WorkerDiedError",
     "did_you_mean",
 ]
 
@@ -157,6 +158,11 @@ class ResumeError(PipelineError, ValueError):
 
 class SchedulerError(PipelineError, ValueError):
     """An unknown scheduler name, or a scheduler that cannot run this kind of graph."""
+
+
+class WorkerDiedError(SchedulerError):
+    """A worker process ended abruptly in the middle of a task (``os._exit``, a crash in
+    native code, killed, out of memory)."""
 
 
 class PipelineWarning(UserWarning):

@@ -597,3 +597,63 @@ def test_info_shows_the_value_range_and_nans_of_an_output(
     assert main(["info", str(tmp_path / "p.zarr"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)["values"]
     assert summary["level"] == 2 and summary["pixels"] == 16 * 24 and summary["nan"] == 2 * 24
+
+
+HANGS = """
+import time
+
+def hang(dem):
+    time.sleep(3600)
+    return dem
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_issue_15_ctrl_c_ends_a_run_whose_function_never_returns(
+    tmp_path: Path, scheduler: str
+) -> None:
+    write_dem(tmp_path / "dem.tif", (128, 128), tile=(64, 64))
+    (tmp_path / "kernels.py").write_text(HANGS)
+    (tmp_path / "run.yaml").write_text(
+        "input: {path: dem.tif, chunks: [64, 64]}\nsteps: [{function: kernels.py:hang}]\n"
+        f"output: {{path: o.zarr}}\ncompute: {{scheduler: {scheduler}}}\n"
+    )
+    started = tmp_path / "o.zarr" / ".pipeline-lock.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", "run.yaml", "--quiet"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not started.exists():  # the run holds its output: its blocks are being computed
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)  # every worker is inside the function now
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=15)  # it never ended, before
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("interrupted: workers stopped")
+    assert not started.exists(), "the lock is released"
+
+
+@pytest.mark.slow
+def test_issue_15_a_worker_that_dies_at_once_is_named_with_its_block(tmp_path: Path) -> None:
+    write_dem(tmp_path / "dem.tif", (128, 128), tile=(64, 64))
+    (tmp_path / "kernels.py").write_text(
+        "import os\n\ndef dies(dem, block_info):\n"
+        "    if block_info.core.y0 == 64 and block_info.core.x0 == 0:\n"
+        "        os._exit(1)\n    return dem\n"
+    )
+    (tmp_path / "run.yaml").write_text(
+        "input: {path: dem.tif, chunks: [64, 64]}\nsteps: [{function: kernels.py:dies}]\n"
+        "output: {path: o.zarr}\ncompute: {scheduler: processes}\n"
+    )
+    done = run_cli("run", "run.yaml", "--quiet", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "died abruptly while computing the block at pixels [64:128, 0:64]" in lines[0]

@@ -84,6 +84,7 @@ class Owner:
 def read_owner(path: Path) -> tuple[Owner, float] | None:
     """The owner of the output at ``path`` and the seconds since its lock was touched."""
     lock = path / LOCK_FILE
+    age = STALE_SECONDS + 1
     try:
         age = max(0.0, time.time() - lock.stat().st_mtime)
         data = json.loads(lock.read_text())
@@ -92,8 +93,8 @@ def read_owner(path: Path) -> tuple[Owner, float] | None:
         ), age
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError):
-        return Owner("unknown", "unknown", -1, "unknown"), STALE_SECONDS + 1  # damaged: stale
+    except (OSError, ValueError, KeyError, TypeError):  # damaged: judged by its age alone
+        return Owner("unknown", "an unknown host", -1, "unknown"), age
 
 
 def live_owner(path: Path) -> str | None:
@@ -130,36 +131,48 @@ def hold(path: Path, run_id: str) -> Iterator[Owner | None]:
         raise OutputWriteError(msg) from exc
     lock = path / LOCK_FILE
     previous: Owner | None = None
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(lock, stop), daemon=True)
+    acquired = False
+    try:
+        for _ in range(2):
+            if _create(lock, Owner.me(run_id)):
+                acquired = True
+                break
             who = live_owner(path)
             if who is not None:
-                raise locked_error(path, who) from None
+                raise locked_error(path, who)
             found = read_owner(path)
             previous = found[0] if found else None
             lock.unlink(missing_ok=True)  # left by a run that is gone: take it over
-            continue
-        with os.fdopen(fd, "w") as file:
-            json.dump(asdict(Owner.me(run_id)), file)
-        break
-    else:
-        raise locked_error(path, live_owner(path) or "a run that took it over at this moment")
-    stop = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(lock, stop), daemon=True)
-    beat.start()
-    try:
+        else:
+            raise locked_error(path, live_owner(path) or "a run that took it over just now")
+        beat.start()
         yield previous
     finally:
         stop.set()
-        beat.join()
+        if beat.is_alive():
+            beat.join()
         with contextlib.suppress(OSError):
             found = read_owner(path)
-            if found is not None and found[0].run_id == run_id:
+            if acquired and found is not None and found[0].run_id == run_id:
                 lock.unlink()
             if made:
                 path.rmdir()  # only if the run left nothing in it
+
+
+def _create(lock: Path, owner: Owner) -> bool:
+    """Create ``lock`` holding ``owner``, whole, unless it exists: written beside it, then
+    linked to its name, which fails if the name exists (no reader ever sees it half written)."""
+    partial = lock.with_name(f"{lock.name}.{owner.run_id}.partial")
+    partial.write_text(json.dumps(asdict(owner)))
+    try:
+        os.link(partial, lock)
+    except FileExistsError:
+        return False
+    finally:
+        partial.unlink(missing_ok=True)
+    return True
 
 
 def _heartbeat(lock: Path, stop: threading.Event) -> None:

@@ -7,12 +7,12 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import SchedulerError
+from pipeline.errors import SchedulerError, WorkerDiedError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["process_pool"]
+__all__ = ["broken_pool_message", "process_pool"]
 
 
 @contextlib.contextmanager
@@ -30,6 +30,12 @@ def process_pool(workers: int) -> Iterator[Any]:
     # As dask does for its own pools: the same hashing in every worker.
     if os.environ.get("PYTHONHASHSEED") in (None, "0"):
         os.environ["PYTHONHASHSEED"] = "6640"
+    # A worker that dies at once (os._exit, a crash) cannot unregister its semaphores; the
+    # resource tracker (started with this process's -W options) removes them, and its warning
+    # would only repeat, in three lines, the run's own one-line message.
+    quiet = "ignore:resource_tracker:UserWarning"
+    if quiet not in sys.warnoptions:
+        sys.warnoptions.append(quiet)
     pool = ProcessPoolExecutor(
         workers,
         mp_context=get_context(),
@@ -42,7 +48,7 @@ def process_pool(workers: int) -> Iterator[Any]:
     except BrokenProcessPool:
         _terminate(pool)
         # Its own traceback says only that a process ended: the message says why.
-        raise SchedulerError(_broken_pool_message()) from None
+        raise _broken_pool_error([]) from None
     except BaseException:
         _terminate(pool)
         raise
@@ -69,6 +75,11 @@ def _warm_up() -> None:
 
 
 def _exit(signum: int, frame: object) -> None:
+    # Stopped mid-block: zarr's pending writes are abandoned on purpose (the block is not
+    # recorded, so it is done again), and asyncio's note of each is noise on the terminal.
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     raise SystemExit(128 + signum)
 
 
@@ -86,7 +97,14 @@ def _terminate(pool: Any) -> None:
     pool.shutdown(wait=True)  # its manager thread sees them gone and releases its queues
 
 
-def _broken_pool_message() -> str:
+def _broken_pool_error(blocks: list[str]) -> SchedulerError:
+    message = broken_pool_message(blocks)
+    return WorkerDiedError(message) if "died abruptly" in message else SchedulerError(message)
+
+
+def broken_pool_message(blocks: list[str]) -> str:
+    """Why the pool broke: the script's missing ``__main__`` guard, or a worker that died
+    (while computing ``blocks``)."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
     guarded = True
@@ -103,8 +121,10 @@ def _broken_pool_message() -> str:
             "'if __name__ == \"__main__\":' in that script (Python needs this for processes "
             "on Windows and macOS, and pipeline starts them the same way everywhere)"
         )
+    during = f" while computing {', '.join(blocks)}" if blocks else ""
     return (
-        "a worker process of the processes scheduler died abruptly (killed, or out of "
-        "memory); the blocks already written are kept: run again with resume=True "
-        "(CLI: --resume), with fewer workers or a memory limit if memory ran out"
+        f"a worker process of the processes scheduler died abruptly{during} (os._exit() or a "
+        "crash in native code in the function, killed, or out of memory); the blocks already "
+        "written are kept: run again with resume=True (CLI: --resume), with fewer workers or "
+        "a memory limit if memory ran out"
     )

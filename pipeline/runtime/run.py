@@ -11,7 +11,13 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import InputChangedError, OutputWriteError, PipelineError, ResumeError
+from pipeline.errors import (
+    InputChangedError,
+    OutputWriteError,
+    PipelineError,
+    ResumeError,
+    WorkerDiedError,
+)
 from pipeline.grid import ChunkGrid, level_shape
 from pipeline.io import (
     RunRecord,
@@ -33,9 +39,10 @@ from pipeline.ops import SourceNode, program_of, to_dask, tokenize
 from pipeline.ops.memory import spill_arrays
 from pipeline.ops.pyramid import DownsampleNode
 from pipeline.report import BlockStats, RunReport
+from pipeline.runtime.pool import broken_pool_message
 from pipeline.runtime.progress import progress_bar
 from pipeline.runtime.scheduler import Executor, executor
-from pipeline.runtime.tasks import write_tasks
+from pipeline.runtime.tasks import died_on, write_tasks
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -92,9 +99,38 @@ def _has_level(target: Path) -> bool:
 
 def _execute(job: Job, record: RunRecord, *, progress: bool, unborn: bool) -> RunReport:
     """`execute`, holding the output's lock."""
+    resumed = job.options.resume and not unborn and read_record(job.target) is not None
+    created: list[bool] = []
+    try:
+        return _compute(
+            job, record, progress=progress, resumed=resumed, unborn=unborn, created=created
+        )
+    except WorkerDiedError as exc:
+        # The pool is gone: every worker stopped cleanly but the one that died, whose note of
+        # the block it was computing is still there.
+        blocks = _died_on(job)
+        if created and not done_blocks(job.target, "0"):
+            shutil.rmtree(job.target, ignore_errors=True)  # nothing to resume
+        raise WorkerDiedError(broken_pool_message(blocks)) from exc.__cause__
+    except BaseException:
+        # After the executor stopped, so that no worker still running writes the folder again.
+        if created and not done_blocks(job.target, "0"):
+            shutil.rmtree(job.target, ignore_errors=True)  # nothing to resume
+        raise
+
+
+def _compute(
+    job: Job,
+    record: RunRecord,
+    *,
+    progress: bool,
+    resumed: bool,
+    unborn: bool,
+    created: list[bool],
+) -> RunReport:
+    """Start the executor, create or resume the output, write every level, record it."""
     options, array = job.options, job.image
     skip: set[tuple[int, int]] = set()
-    resumed = options.resume and not unborn and read_record(job.target) is not None
     # The executor starts first: a cluster that cannot start leaves no empty output behind.
     with executor(
         options.scheduler,
@@ -116,6 +152,7 @@ def _execute(job: Job, record: RunRecord, *, progress: bool, unborn: bool) -> Ru
                 ngff=options.ngff,
                 downsampling=job.downsampling,
             )
+            created.append(True)
         tasks = write_tasks(array, job.grid, out, skip=skip, retries=options.retries)
         if ex.dashboard and progress:
             print(f"Dask dashboard: {ex.dashboard}", file=sys.stderr)
@@ -129,14 +166,9 @@ def _execute(job: Job, record: RunRecord, *, progress: bool, unborn: bool) -> Ru
                 stats.append(result)
                 advance()
 
-            try:
-                # Workers in other processes memory-map one copy of an in-memory input.
-                with contextlib.nullcontext() if ex.shares_memory else spill_arrays():
-                    ex.run(tasks, on_done)
-            except BaseException:
-                if not resumed and not done_blocks(job.target, "0"):
-                    shutil.rmtree(job.target, ignore_errors=True)  # nothing to resume
-                raise
+            # Workers in other processes memory-map one copy of an in-memory input.
+            with contextlib.nullcontext() if ex.shares_memory else spill_arrays():
+                ex.run(tasks, on_done)
         for level in range(1, options.pyramid + 1):
             _build_level(job, ex, out, level, progress=progress)
         elapsed = time.perf_counter() - start
@@ -196,6 +228,20 @@ def _check_complete(job: Job) -> None:
                 "(CLI: --resume)"
             )
             raise OutputWriteError(msg)
+
+
+def _died_on(job: Job) -> list[str]:
+    """The blocks a worker process died on, as messages name them."""
+    return [_block_name(job.grid, index) for index in died_on(job.target)]
+
+
+def _block_name(grid: ChunkGrid, index: tuple[int, int]) -> str:
+    """A block, as messages name it."""
+    window = grid.window(*index)
+    return (
+        f"the block at pixels {window} (rows {window.y0}-{window.y1 - 1}, columns "
+        f"{window.x0}-{window.x1 - 1})"
+    )
 
 
 def _check_inputs_unchanged(job: Job) -> None:

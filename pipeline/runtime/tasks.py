@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +13,9 @@ from pipeline.report import BlockStats
 from pipeline.runtime.retry import attempts
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
     import dask.array as da
 
     from pipeline.grid import ChunkGrid, Window
@@ -18,7 +23,7 @@ if TYPE_CHECKING:
     from pipeline.ops import Node
     from pipeline.ops.nodes import ChunkKey
 
-__all__ = ["write_block", "write_tasks"]
+__all__ = ["RUNNING_DIR", "died_on", "running", "write_block", "write_tasks"]
 
 
 def write_block(  # noqa: PLR0917 - a task function: dask passes arguments by position
@@ -40,13 +45,69 @@ def write_block(  # noqa: PLR0917 - a task function: dask passes arguments by po
         target.mark_done(index, window)
         return written
 
-    written = attempts(work, retries, target.path, window)
+    with running(target.path, index):
+        written = attempts(work, retries, target.path, window)
     return BlockStats(
         chunks=chunks_in(window, target.chunks),
         bytes_read=root.bytes_read(window),
         bytes_written=written,
         seconds=time.perf_counter() - start,
     )
+
+
+RUNNING_DIR = ".pipeline/running"
+"""Inside an output: one empty file per block being computed, named ``PID-I.J``. A process
+that dies at once (``os._exit``, a crash in native code) leaves its file behind, which names
+the block it died on."""
+
+
+@contextlib.contextmanager
+def running(store: Path, index: tuple[int, int]) -> Iterator[None]:
+    """Mark block ``index`` as being computed by this process while the block runs."""
+    marker = store / RUNNING_DIR / f"{os.getpid()}-{index[0]}.{index[1]}"
+    try:
+        # Not its parents: a worker still running after its run ended (and removed an output
+        # it had written nothing to) must not make the folder again.
+        marker.parent.mkdir(exist_ok=True)
+        marker.touch()
+    except OSError:  # a note for a crash report: never a reason to fail the block
+        yield
+        return
+    try:
+        yield
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def died_on(store: Path) -> list[tuple[int, int]]:
+    """Blocks that a process of this machine, now gone, was computing when it died."""
+    found = []
+    folder = store / RUNNING_DIR
+    for marker in sorted(folder.iterdir()) if folder.is_dir() else []:
+        pid, _, index = marker.name.partition("-")
+        i, _, j = index.partition(".")
+        try:
+            if _gone(int(pid)):
+                found.append((int(i), int(j)))
+                marker.unlink(missing_ok=True)
+        except ValueError:
+            continue
+    return found
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie, not yet reaped, has ended too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:  # noqa: PTH123
+            return stat.read().rsplit(")", 1)[-1].split()[0] == "Z"
+    except OSError:
+        return False
 
 
 def write_tasks(
