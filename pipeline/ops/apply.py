@@ -11,6 +11,7 @@ import numpy as np
 
 from pipeline.errors import ArgumentError, BoundaryWarning, KernelCompileError
 from pipeline.grid import Boundary, ChunkGrid, normalize_depth, unsafe_cast_reason
+from pipeline.ops.checks import check_images, check_output_dtype
 from pipeline.ops.kernels import Kernel, KernelBlock, warn_uncompiled
 from pipeline.ops.nodes import (
     BLOCK_INFO_KEYWORD,
@@ -99,7 +100,7 @@ def apply(
     if not images:
         msg = f"apply({describe_function(func)}) needs at least one image after the function"
         raise ArgumentError(msg)
-    arrays = _check_images([as_dask(image) for image in images])
+    arrays = check_images([as_dask(image) for image in images])
     first = arrays[0]
     shape2d = (int(first.shape[0]), int(first.shape[1]))
     kernel = func if isinstance(func, Kernel) else None
@@ -108,7 +109,7 @@ def apply(
         if boundary is None and kernel.boundary is None and kernel.kind == "neighbourhood":
             _warn_default_boundary(kernel, kernel.depth(params))
         boundary = kernel.boundary if boundary is None else boundary
-    _check_output_dtype(dtype)
+    check_output_dtype(dtype)
     depth_yx = normalize_depth(0 if depth is None else depth, shape2d)
     bound = Boundary.parse("reflect" if boundary is None else boundary)
     for array in arrays:
@@ -348,59 +349,3 @@ def _check_params(
             f"and parameters {sorted(params)}: {exc}{hint}"
         )
         raise ArgumentError(msg) from exc
-
-
-STORABLE = (
-    "bool",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float16",
-    "float32",
-    "float64",
-    "complex64",
-    "complex128",
-)
-"""Output dtypes every Zarr (v2 and v3) reader reads."""
-
-
-def _check_output_dtype(dtype: DTypeLike | None) -> None:
-    """Refuse an output dtype Zarr cannot store, before anything is created."""
-    if dtype is None:
-        return
-    try:
-        name = np.dtype(dtype).name
-    except TypeError as exc:
-        msg = f"dtype={dtype!r} is not a dtype: use one of {', '.join(STORABLE)}"
-        raise ArgumentError(msg) from exc
-    if name not in STORABLE:
-        msg = f"dtype={dtype!r} ({name}) cannot be stored in Zarr: use one of {', '.join(STORABLE)}"
-        raise ArgumentError(msg)
-
-
-def _check_images(arrays: list[da.Array]) -> list[da.Array]:
-    """The images of one step: 2-D or 3-D, non-empty, all of one height and width."""
-    first = arrays[0]
-    for k, array in enumerate(arrays):
-        if array.ndim not in (2, 3):
-            msg = (
-                f"image {k} has {array.ndim} dimension(s), shape {array.shape}; apply() works "
-                "on (Y, X) or (Y, X, C) images"
-            )
-            raise ArgumentError(msg)
-        if array.shape[:2] != first.shape[:2]:
-            msg = (
-                f"image {k} is {array.shape[0]}x{array.shape[1]} but image 0 is "
-                f"{first.shape[0]}x{first.shape[1]}; inputs of one step must have the same "
-                "height and width: resample or crop them first"
-            )
-            raise ArgumentError(msg)
-    if 0 in first.shape[:2]:
-        msg = f"image is empty (shape {first.shape}); there are no pixels to compute"
-        raise ArgumentError(msg)
-    return arrays
