@@ -98,6 +98,24 @@ def disk_full(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ZarrTarget, "write", write)
 
 
+def separate_pages(folder: Path) -> None:
+    import tifffile
+
+    with tifffile.TiffWriter(folder / "pages.tif") as tif:
+        for shape in ((50, 60), (50, 60), (30, 40)):
+            tif.write(np.zeros(shape, np.uint8))
+
+
+def truncated_raw(folder: Path) -> None:
+    import tifffile
+
+    path = folder / "raw.tif"
+    tifffile.imwrite(path, np.arange(100 * 120, dtype=np.uint16).reshape(100, 120))
+    data = path.read_bytes()
+    path.write_bytes(data[:-5000])
+    patch_tag_value(path, "StripByteCounts", 0, 24000 - 5000)
+
+
 CASES = [
     Case(
         "missing-file",
@@ -357,6 +375,19 @@ CASES = [
         "input: dem.tif\n" + STEP + "output: {path: o.zarr}\ncompute: {memory_limit: -5GB}\n",
         r"run.yaml:5: compute.memory_limit: '-5GB' is not a size of memory",
         make=dem,
+    ),
+    Case(
+        "issue-15-multi-page-tiff-of-separate-images",
+        "input: pages.tif\n" + STEP + "output: {path: o.zarr}\n",
+        r"pages.tif holds 3 separate images \(pages or series 0 to 2\), and pipeline reads one",
+        make=separate_pages,
+    ),
+    Case(
+        "issue-15-truncated-uncompressed-tiff-with-counts-edited-to-match",
+        "input: raw.tif\n" + STEP + "output: {path: o.zarr}\n",
+        r"raw.tif: its 100x120 uncompressed pixels need 24000 bytes from offset \d+, but the "
+        r"TIFF lists 19000 and the file has \d+: it is truncated or damaged",
+        make=truncated_raw,
     ),
     Case(
         "issue-15-workers-zero",

@@ -48,6 +48,18 @@ def _level_page(tif: Any, path: Path, level: int) -> Any:
     except (IndexError, ValueError, KeyError, TypeError) as exc:
         msg = f"{path}: corrupt TIFF: no readable image in it ({exc}); re-export the file"
         raise CorruptSourceError(msg) from exc
+    extra = [
+        k
+        for k, other in enumerate(tif.series[1:], start=1)
+        if not (getattr(other.keyframe, "is_reduced", False) or other.keyframe.is_mask)
+    ]
+    if extra:
+        msg = (
+            f"{path} holds {len(extra) + 1} separate images (pages or series 0 to {extra[-1]}), "
+            "and pipeline reads one image per file: save the one you want on its own, such as "
+            f"tifffile.imwrite('one.tif', tifffile.imread('{path.name}', series=0))"
+        )
+        raise UnsupportedSourceError(msg)
     levels = series.levels
     if not 0 <= level < len(levels):
         msg = (
@@ -129,6 +141,7 @@ class TiffSource:
                 path, page, file_size=stat.st_size, tile=tile, tiled=tiled, separate=separate
             )
             if memmappable:
+                _check_contiguous(path, page, file_size=stat.st_size)
                 # Any window of a memory map is cheap to read: a row is the unit, not the strip.
                 tile = (1, width)
             compression = getattr(page.compression, "name", str(page.compression)).lower()
@@ -186,8 +199,11 @@ class TiffSource:
     def _read_memmap(self, window: Window) -> NDArray[Any]:
         import tifffile
 
-        mm = tifffile.memmap(self.path, level=self.level, mode="r")
-        mm = mm.reshape(self.shape)
+        try:
+            mm = tifffile.memmap(self.path, level=self.level, mode="r").reshape(self.shape)
+        except (ValueError, OSError) as exc:
+            msg = f"{self.path}: cannot map its pixels ({exc}); the file is truncated or damaged"
+            raise CorruptSourceError(msg) from exc
         try:
             return np.array(mm[window.to_slices()], dtype=self.dtype)
         finally:
@@ -263,6 +279,21 @@ class TiffSource:
             f"{self.path.stat().st_size} bytes); the file is incomplete: copy it again"
         )
         return CorruptSourceError(msg)
+
+
+def _check_contiguous(path: Path, page: Any, *, file_size: int) -> None:
+    """Refuse an uncompressed image whose pixels do not all lie in the file: byte counts
+    edited to match a truncated file still leave the memory map short."""
+    expected = page.imagelength * page.imagewidth * page.samplesperpixel * page.dtype.itemsize
+    start = int(page.dataoffsets[0]) if len(page.dataoffsets) else 0
+    listed = int(np.sum(np.asarray(page.databytecounts, dtype=np.int64)))
+    if listed < expected or start + expected > file_size:
+        msg = (
+            f"{path}: its {page.imagelength}x{page.imagewidth} uncompressed pixels need "
+            f"{expected} bytes from offset {start}, but the TIFF lists {listed} and the file "
+            f"has {file_size}: it is truncated or damaged; re-export it or check the transfer"
+        )
+        raise CorruptSourceError(msg)
 
 
 def _check_segments(
