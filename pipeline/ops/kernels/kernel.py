@@ -87,7 +87,7 @@ class Kernel:
     token: str = field(default="", repr=False)
     """Identity, so that each process compiles a kernel once however often it is unpickled."""
     identity: str = field(default="", repr=False)
-    """What its compiled code depends on (:func:`~pipeline.ops.loops.code_identity`), worked
+    """What its compiled code depends on (:func:`~pipeline.ops.kernels.loops.code_identity`), worked
     out where it was defined: the key of its compiled loop in the on-disk cache."""
 
     def __post_init__(self) -> None:
