@@ -30,6 +30,7 @@ from pipeline.io.records import (
     sweep_partials,
     write_record,
 )
+from pipeline.io.refusals import refusal
 from pipeline.io.tiff import TiffSource
 from pipeline.io.writer import (
     ZarrTarget,
@@ -70,6 +71,7 @@ __all__ = [
     "output_progress",
     "read_group_attributes",
     "read_record",
+    "refusal",
     "sweep_partials",
     "write_record",
 ]

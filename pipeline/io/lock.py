@@ -122,7 +122,8 @@ def hold(path: Path, run_id: str) -> Iterator[Owner | None]:
     check_not_foreign(path)
     made = not path.exists()
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        if not path.is_dir():  # a read-only file system refuses even an existing folder
+            path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         msg = (
             f"cannot create the output {path}: {exc.strerror or exc}; choose a location you "
@@ -165,8 +166,8 @@ def _create(lock: Path, owner: Owner) -> bool:
     """Create ``lock`` holding ``owner``, whole, unless it exists: written beside it, then
     linked to its name, which fails if the name exists (no reader ever sees it half written)."""
     partial = lock.with_name(f"{lock.name}.{owner.run_id}.partial")
-    partial.write_text(json.dumps(asdict(owner)))
     try:
+        partial.write_text(json.dumps(asdict(owner)))
         os.link(partial, lock)
     except FileExistsError:
         return False

@@ -1,4 +1,5 @@
-"""Attempts again after transient I/O errors; a full disk is an error of its own."""
+"""Attempts again after transient I/O errors; storage refusing writes (a full disk, a
+read-only one) is an error of its own."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import errno
 import time
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import OutputWriteError, PipelineError
+from pipeline.errors import PipelineError
+from pipeline.io import refusal
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,21 +33,16 @@ TRANSIENT = {
 
 def attempts(work: Callable[[], Any], retries: int, target: Path, window: Window) -> Any:
     """Run ``work`` again after a transient I/O error (with a short backoff), up to
-    ``retries`` times; translate a full disk into its own error."""
+    ``retries`` times; storage that refuses writes is explained at once (`refusal`)."""
     for attempt in range(retries + 1):
         try:
             return work()
         except OSError as exc:
             if isinstance(exc, PipelineError) and not exc.errno:
                 raise
-            if exc.errno == errno.ENOSPC:
-                msg = (
-                    f"no space left on the device while writing block {window} of "
-                    f"{target}: free some space or choose another output; the blocks "
-                    "already written are kept, run again with resume=True (CLI: --resume) to "
-                    "finish"
-                )
-                raise OutputWriteError(msg) from exc
+            refused = refusal(exc, target, doing=f"writing block {window} of")
+            if refused is not None:
+                raise refused from exc
             if exc.errno not in TRANSIENT or attempt == retries:
                 raise
             time.sleep(0.2 * 2**attempt)

@@ -32,6 +32,7 @@ from pipeline.io import (
     open_source,
     open_target,
     read_record,
+    refusal,
     sweep_partials,
     write_record,
 )
@@ -81,11 +82,28 @@ def execute(job: Job, *, progress: bool = True) -> RunReport:
         inputs=job.inputs,
         metadata=dict(options.metadata),
     )
-    with hold(job.target, record.run_id) as killed:
-        # A run killed while it created the output (its lock is still there) left a store
-        # without its record or array, and no block: it is created again.
-        unborn = killed is not None and not _has_level(job.target)
-        return _execute(job, record, progress=progress, unborn=unborn)
+    try:
+        with hold(job.target, record.run_id) as killed:
+            # A run killed while it created the output (its lock is still there) left a store
+            # without its record or array, and no block: it is created again.
+            unborn = killed is not None and not _has_level(job.target)
+            return _execute(job, record, progress=progress, unborn=unborn)
+    except OSError as exc:
+        # Storage refusing a write at any moment (the lock, the ledger, the record), not only
+        # while a block is written.
+        kept = job.target.is_dir() and bool(_done_or_none(job.target))
+        refused = refusal(exc, job.target, doing="writing the output", resumable=kept)
+        if refused is None:
+            raise
+        raise refused from exc
+
+
+def _done_or_none(target: Path) -> set[tuple[int, int]]:
+    """The blocks of level 0 recorded as written, or none if the ledger cannot be read."""
+    try:
+        return done_blocks(target, "0")
+    except (OSError, ValueError):
+        return set()
 
 
 def _has_level(target: Path) -> bool:
