@@ -134,8 +134,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``pipeline`` and ``python -m pipeline``; returns the exit code."""
+    """Entry point of ``pipeline`` and ``python -m pipeline``; returns the exit code.
+
+    As the program's own entry (``argv`` from the command line), a run is supervised: it runs
+    in a forked child, so that a function that kills its process still gets the block it died
+    on reported (`pipeline.from_config.supervised`).
+    """
     args = _parser().parse_args(argv)
+    args.supervised = argv is None
     try:
         code: int = args.handler(args)
     except KeyboardInterrupt:
@@ -150,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except Exception as exc:
-        return _report_error(exc, debug=args.debug)
+        code = _report_error(exc, debug=args.debug)
+        _leave_stuck_blocks(code)
     return code
 
 
@@ -171,6 +178,25 @@ def _abandon_stuck_threads(grace: float = 2.0) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(EXIT_INTERRUPTED)
+
+
+def _leave_stuck_blocks(code: int, grace: float = 2.0) -> None:
+    """End the process now if a block is still being computed after the run stopped with an
+    error (a block over its time limit, or stuck while another failed): Python would wait for
+    its thread at exit, forever. The error was reported, and the run's records written."""
+    import os
+    import time
+
+    from_config = sys.modules.get("pipeline.from_config")
+    if from_config is None:
+        return
+    deadline = time.monotonic() + grace
+    while from_config.blocks_running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if from_config.blocks_running():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 _PYTHON_FORM = re.compile(r"\w+=True \(CLI: (--[\w-]+)\)")
@@ -229,6 +255,14 @@ def _run(args: argparse.Namespace) -> int:
             for note in notes:
                 print(f"note: {note}")
         return EXIT_OK
+    if args.supervised:
+        return from_config.supervised(loaded, lambda: _execute(args, loaded))
+    return _execute(args, loaded)
+
+
+def _execute(args: argparse.Namespace, loaded: Any) -> int:
+    from pipeline import from_config
+
     from_config.generate_inputs(loaded, announce=not args.quiet)
     plan = from_config.build(loaded, overrides=_overrides(args))
     report = plan.execute(progress=not args.quiet)

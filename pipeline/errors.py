@@ -21,6 +21,7 @@ __all__ = [
     "ArgumentError",
     "BlockFunctionError",
     "BlockShapeError",
+    "BlockTimeoutError",
     "BoundaryWarning",
     "ConfigError",
     "CorruptSourceError",
@@ -85,6 +86,10 @@ class BlockFunctionError(PipelineError, RuntimeError):
 
     def __reduce__(self) -> tuple[type[BlockFunctionError], tuple[str, str]]:
         return (type(self), (str(self), self.function_traceback))
+
+
+class BlockTimeoutError(PipelineError, TimeoutError):
+    """A block ran longer than the run's ``block_timeout``: the run was stopped."""
 
 
 class FunctionLoadError(PipelineError, ImportError):

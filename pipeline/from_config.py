@@ -23,6 +23,7 @@ from pipeline.errors import (
     ConfigError,
     FunctionLoadError,
     KernelCompileError,
+    MemoryBudgetError,
     PipelineError,
     Problem,
     SchedulerError,
@@ -33,8 +34,11 @@ from pipeline.ops.kernels import Kernel, neighbourhood, pointwise
 from pipeline.ops.registry import resolve_function
 from pipeline.planning import Plan, plan
 from pipeline.planning.checks import check_output
+from pipeline.runtime import blocks_running, can_supervise, supervise
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import dask.array as da
 
     from pipeline.config import InputSpec, StepSpec
@@ -42,11 +46,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Overrides",
+    "blocks_running",
     "build",
     "dry_run",
     "generate_inputs",
     "pending_inputs",
     "run",
+    "supervised",
     "validate",
 ]
 
@@ -218,6 +224,7 @@ def _build(loaded: LoadedConfig, overrides: Overrides, problems: list[Problem]) 
             metadata={"config": loaded.data, "config_file": str(loaded.path.resolve())},
             resume=overrides.resume,
             retries=config.compute.retries,
+            block_timeout=config.compute.block_timeout,
             pyramid=config.output.pyramid,
             downsample=config.output.downsample,
             ngff=config.output.ngff,
@@ -226,6 +233,8 @@ def _build(loaded: LoadedConfig, overrides: Overrides, problems: list[Problem]) 
         problems.append(loaded.problem(("compute", "scheduler"), str(exc)))
     except AlignmentError as exc:
         problems.append(loaded.problem(("output", "chunks"), str(exc)))
+    except MemoryBudgetError as exc:
+        problems.append(loaded.problem(("compute", "memory_limit"), str(exc)))
     except PipelineError as exc:
         problems.append(loaded.problem(("output", "path"), str(exc)))
     return None
@@ -287,3 +296,12 @@ def dry_run(loaded: LoadedConfig, overrides: Overrides) -> tuple[Plan, list[str]
     except PipelineError as exc:
         notes.append(str(exc))
     return checked, notes
+
+
+def supervised(loaded: LoadedConfig, work: Callable[[], int]) -> int:
+    """Run ``work``, the run of a config, so that a death without an exception (``os._exit``,
+    a crash in native code) is still reported with the block it happened on
+    (`pipeline.runtime.supervisor`); where a process cannot fork, run it here."""
+    if not can_supervise():
+        return work()
+    return supervise(work, _path(loaded, loaded.config.output.path))

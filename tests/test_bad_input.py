@@ -390,6 +390,16 @@ CASES = [
         make=truncated_raw,
     ),
     Case(
+        "issue-15-one-tile-larger-than-the-memory-limit",
+        "input: {path: one.tif, chunks: [512, 512]}\n" + STEP + "output: {path: o.zarr}\n"
+        "compute: {memory_limit: 400MB, workers: 2}\n",
+        r"run.yaml:\d+: compute.memory_limit: .*one.tif stores its pixels in units \(tiles, "
+        r"strips or chunks\) of 6144x6144, .* each decoded, and every read decodes whole "
+        r"units: 2 task\(s\) at once project .* per worker, over the budget of 400.0 MB "
+        r"\(memory_limit 400MB\); rewrite the input with smaller tiles or chunks",
+        make=lambda f: tifffile_one_tile(f / "one.tif", 6144),
+    ),
+    Case(
         "issue-15-workers-zero",
         "input: dem.tif\n" + STEP + "output: {path: o.zarr}\n",
         r"workers=0 must be at least 1",
@@ -397,6 +407,12 @@ CASES = [
         args=["--workers", "0"],
     ),
 ]
+
+
+def tifffile_one_tile(path: Path, side: int) -> None:
+    import tifffile
+
+    tifffile.imwrite(path, np.zeros((side, side), "f4"), tile=(side, side), compression="zlib")
 
 
 def lost_chunk(folder: Path, key: str) -> None:

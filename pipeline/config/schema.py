@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
 
 __all__ = [
     "ComputeSpec",
@@ -123,6 +131,9 @@ class ComputeSpec(_Strict):
     retries: NonNegativeInt = 2
     """Attempts more a block gets after a transient I/O error (never after an error raised
     by the function)."""
+    block_timeout: PositiveFloat | None = None
+    """Seconds one block may take before the run is stopped as stuck, for runs nobody
+    watches; default: no limit."""
 
 
 class RunConfig(_Strict):

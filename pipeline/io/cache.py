@@ -52,6 +52,13 @@ class TileCache:
             self.hits += 1
             return value
 
+    def hold_at_least(self, nbytes: int) -> None:
+        """Grow the budget to ``nbytes`` if it is smaller: an input whose storage units
+        (tiles, chunks) are larger than the cache would be decoded again by every block that
+        reads part of one. The plan counts this size in its memory projection."""
+        with self._lock:
+            self.max_bytes = max(self.max_bytes, nbytes)
+
     def put(self, key: Hashable, value: NDArray[Any]) -> None:
         """Keep ``value`` (made read-only) unless it alone exceeds the budget."""
         if value.nbytes > self.max_bytes:
@@ -147,29 +154,35 @@ def assemble(
     (which share most of their tiles) wait for one tile, not for each other's whole batch.
     """
     cache = tile_cache if cache is None else cache
-    needed = list(tiles)
-    found, mine, theirs = cache.claim([key for key, _ in needed])
+    needed = dict(tiles)
+
+    def place(key: Hashable, array: NDArray[Any]) -> None:
+        # Each tile is copied into ``out`` as it comes and let go: a read holds its window and
+        # one decoded tile, never all the tiles it spans (those may be far larger).
+        part = needed[key].intersection(window)
+        if not part.is_empty:
+            src = part.translate(-needed[key].y0, -needed[key].x0).to_slices()
+            out[part.relative_to(window)] = np.asarray(array)[src]
+
+    found, mine, theirs = cache.claim(list(needed))
+    for key in list(found):
+        place(key, found.pop(key))
     if mine:
-        owned = [(key, tile) for key, tile in needed if key in mine]
+        owned = [(key, tile) for key, tile in needed.items() if key in mine]
         try:
             for key, array in fetch(owned):
                 cache.put(key, array)
                 cache.release([key])
-                found[key] = array
+                place(key, array)
+                del array
         finally:
             cache.release(mine)  # whatever failed: waiters will fetch it themselves
     for key, event in theirs.items():
         event.wait()
         hit = cache.get(key)
         if hit is None:  # evicted already, or the other thread failed: decode it here
-            tile = next(t for k, t in needed if k == key)
-            hit = dict(fetch([(key, tile)]))[key]
+            hit = dict(fetch([(key, needed[key])]))[key]
             cache.put(key, hit)
-        found[key] = hit
-    for key, tile in needed:
-        part = tile.intersection(window)
-        if part.is_empty:
-            continue
-        src = part.translate(-tile.y0, -tile.x0).to_slices()
-        out[part.relative_to(window)] = np.asarray(found[key])[src]
+        place(key, hit)
+        del hit
     return out

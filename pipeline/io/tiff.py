@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.errors import CorruptSourceError, PerformanceWarning, UnsupportedSourceError
 from pipeline.grid import Window, ceil_div
-from pipeline.io.cache import assemble
+from pipeline.io.cache import assemble, tile_cache
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -171,6 +171,15 @@ class TiffSource:
         return source
 
     @property
+    def unit_bytes(self) -> int:
+        """Bytes of one decoded tile or strip: any read of part of one decodes all of it (none
+        for a memory map, read pixel by pixel)."""
+        if self.memmappable:
+            return 0
+        planes = 1 if self.separate or len(self.shape) == 2 else self.shape[2]
+        return self.tile[0] * self.tile[1] * planes * self.dtype.itemsize
+
+    @property
     def token(self) -> str:
         """Identity of the data: path, level, size and modification time."""
         return f"tiff:{self.path}:{self.level}:{self.file_size}:{self.mtime_ns}"
@@ -192,6 +201,8 @@ class TiffSource:
         """The pixels of ``window``, decoding only the segments it overlaps."""
         if self.memmappable:
             return self._read_memmap(window)
+        # Tiles larger than the cache would be decoded again by every block inside one.
+        tile_cache.hold_at_least(self.unit_bytes)
         with _open(self.path) as tif:
             page = _level_page(tif, self.path, self.level)
             return self._read_segments(tif, page, window)

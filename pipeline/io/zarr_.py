@@ -19,16 +19,18 @@ from pipeline.errors import (
     SourceNotFoundError,
     UnsupportedSourceError,
 )
+from pipeline.grid import Window
 from pipeline.io.base import ZARR_MARKERS, check_channels_last, check_image_shape
+from pipeline.io.cache import assemble, tile_cache
 from pipeline.io.ome import multiscales
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     import zarr
     from numpy.typing import NDArray
 
-    from pipeline.grid import Window
 
 __all__ = ["ZarrSource"]
 
@@ -85,6 +87,8 @@ class ZarrSource:
     """Modification time of the array metadata: part of the token."""
     fill_missing: bool = False
     """Read a missing chunk as the fill value (a sparse array) instead of refusing it."""
+    chunk: tuple[int, int] = (0, 0)
+    """The chunk along Y and X: the unit a read decodes whole (inside a shard, too)."""
 
     format = "zarr"
 
@@ -136,6 +140,7 @@ class ZarrSource:
         unit = array.shards or array.chunks
         ydim, xdim = _yx(index, order)
         tile = (min(unit[ydim], shape[0]), min(unit[xdim], shape[1]))
+        chunk = (min(array.chunks[ydim], shape[0]), min(array.chunks[xdim], shape[1]))
         return cls(
             path=path,
             array_path=array_path,
@@ -149,7 +154,14 @@ class ZarrSource:
             levels=levels,
             mtime_ns=_metadata_mtime(path / array_path),
             fill_missing=fill_missing,
+            chunk=chunk,
         )
+
+    @property
+    def unit_bytes(self) -> int:
+        """Bytes of one decoded chunk: any read of part of a chunk decodes all of it."""
+        channels = self.shape[2] if len(self.shape) == 3 else 1
+        return self.chunk[0] * self.chunk[1] * channels * self.dtype.itemsize
 
     @property
     def token(self) -> str:
@@ -165,7 +177,35 @@ class ZarrSource:
         }
 
     def read(self, window: Window) -> NDArray[Any]:
-        """The pixels of ``window``: only the chunks it overlaps are read and decoded."""
+        """The pixels of ``window``: only the chunks it overlaps are read and decoded.
+
+        Chunks larger than the window (a block inside one chunk) are decoded whole once and
+        kept in the tile cache, which grows to hold one: otherwise every block that reads a
+        part of a chunk would decode all of it again.
+        """
+        cy, cx = self.chunk
+        if (cy <= window.height and cx <= window.width) or window.is_empty:
+            return self._read_direct(window)
+        tile_cache.hold_at_least(self.unit_bytes)
+        height, width = self.shape[:2]
+        units = [
+            (
+                (self.token, r, c),
+                Window(r * cy, min((r + 1) * cy, height), c * cx, min((c + 1) * cx, width)),
+            )
+            for r in range(window.y0 // cy, (window.y1 - 1) // cy + 1)
+            for c in range(window.x0 // cx, (window.x1 - 1) // cx + 1)
+        ]
+
+        def fetch(missing: list[tuple[Any, Window]]) -> Iterator[tuple[Any, NDArray[Any]]]:
+            for key, unit in missing:
+                yield key, self._read_direct(unit)
+
+        out = np.empty((*window.shape, *self.shape[2:]), dtype=self.dtype)
+        return assemble(window, units, fetch, out)
+
+    def _read_direct(self, window: Window) -> NDArray[Any]:
+        """The pixels of ``window``, read by zarr (which decodes every chunk it overlaps)."""
         array = _cached_array(str(self.path), self.array_path, self.token)
         ydim, xdim = _yx(self.index, self.order)
         selection: list[int | slice] = [

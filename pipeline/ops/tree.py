@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.grid import Window
+from pipeline.grid.sizing import LARGEST
 from pipeline.ops.nodes import StepNode
 
 if TYPE_CHECKING:
@@ -55,8 +56,21 @@ def input_bytes(root: Node) -> int:
 
 def storage_tile(root: Node, shape: tuple[int, int]) -> tuple[int, int]:
     """The storage tile of the first file read, the unit blocks are made of; rows of a memory
-    map are too thin a unit."""
+    map are too thin a unit, and a tile larger than the largest block is cut into equal parts
+    (the reader decodes such a tile once and keeps it for the blocks inside it)."""
     for source in root.sources():
         if min(source.tile) >= 16:
-            return (min(source.tile[0], shape[0]), min(source.tile[1], shape[1]))
+            return (
+                _part(min(source.tile[0], shape[0])),
+                _part(min(source.tile[1], shape[1])),
+            )
     return (min(256, shape[0]), min(256, shape[1]))
+
+
+def _part(side: int) -> int:
+    """``side``, if no longer than the largest block; else the largest part of it up to 1024
+    that divides it evenly (1024 itself when none of at least 256 does), from which the plan
+    makes blocks as it would from tiles."""
+    if side <= LARGEST:
+        return side
+    return next((d for d in range(1024, 255, -1) if side % d == 0), 1024)

@@ -3,6 +3,7 @@ chunks, the scheduler for the steps, and whether in-memory inputs can reach the 
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -153,3 +154,15 @@ def check_output(target: Path, *, overwrite: bool, resume: bool) -> None:
         "(CLI: --overwrite) to start again"
     )
     raise OutputExistsError(msg)
+
+
+def check_block_timeout(seconds: float | None) -> None:
+    """A time limit per block is a positive number of seconds (or none)."""
+    if seconds is None:
+        return
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        msg = f"block_timeout={seconds!r} must be a number of seconds, such as 600"
+        raise ArgumentError(msg)
+    if not math.isfinite(seconds) or seconds <= 0:
+        msg = f"block_timeout={seconds!r} must be a positive number of seconds, such as 600"
+        raise ArgumentError(msg)

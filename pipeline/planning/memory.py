@@ -21,7 +21,9 @@ __all__ = [
     "ALLOCATOR_SLACK",
     "BASELINE_BYTES",
     "BUDGET_SHARE",
+    "cache_bytes",
     "check_budget",
+    "check_units",
     "memory_budget",
     "task_bytes",
     "worker_bytes",
@@ -79,17 +81,62 @@ def task_bytes(root: Node | None, block: tuple[int, int], array: da.Array | None
     return compute + 2 * by * bx * root.pixel_nbytes  # the block and its compressed copy
 
 
-def worker_bytes(per_task: int, threads: int) -> int:
+def worker_bytes(per_task: int, threads: int, cache: int | None = None) -> int:
     """A worker's resident memory: its tasks' arrays with the allocator's slack, its tile
-    cache and its runtime."""
-    return int(threads * per_task * ALLOCATOR_SLACK) + BASELINE_BYTES + tile_cache.max_bytes
+    cache (``cache`` bytes, by default its budget) and its runtime."""
+    cache = tile_cache.max_bytes if cache is None else cache
+    return int(threads * per_task * ALLOCATOR_SLACK) + BASELINE_BYTES + cache
+
+
+def cache_bytes(root: Node | None, threads: int) -> int:
+    """A worker's tile cache: its budget, or more when an input's storage units (tiles,
+    chunks) are larger. A read decodes whole units, and readers grow the cache to keep one
+    (`TileCache.hold_at_least`): with ``threads`` decoding side by side, one each."""
+    units = [getattr(s, "unit_bytes", 0) for s in root.sources()] if root is not None else []
+    return max(tile_cache.max_bytes, max(units, default=0) * threads)
+
+
+def check_units(root: Node | None, threads: int, budget: int, source: str) -> None:
+    """Refuse inputs whose storage units alone do not fit a worker: blocks of any size must
+    decode whole units, so smaller blocks would not help."""
+    if root is None:
+        return
+    for leaf in root.sources():
+        unit = getattr(leaf, "unit_bytes", 0)
+        if unit * threads <= tile_cache.max_bytes:
+            continue  # the units fit the cache's own budget: not the cause of any excess
+        projected = worker_bytes(0, threads, unit * threads)
+        if projected <= budget:
+            continue
+        ty, tx = leaf.tile
+        what = (
+            f"{leaf.path} stores its pixels in units (tiles, strips or chunks) of {ty}x{tx}, "
+            f"{format_bytes(unit)} each decoded, and every read decodes whole units: "
+            f"{threads} task(s) at once"
+        )
+        raise budget_error(
+            what,
+            projected,
+            budget=budget,
+            source=source,
+            fix="rewrite the input with smaller tiles or chunks (such as 512x512: "
+            "`gdal_translate -co TILED=YES -co BLOCKXSIZE=512 -co BLOCKYSIZE=512`, "
+            "tifffile.imwrite(..., tile=(512, 512)), or a Zarr with chunks of 512), or give "
+            "a larger memory limit (compute.memory_limit)",
+        )
 
 
 def check_budget(
-    block: tuple[int, int], per_task: int, threads: int, budget: int, source: str
+    block: tuple[int, int],
+    per_task: int,
+    threads: int,
+    budget: int,
+    source: str,
+    *,
+    cache: int | None = None,
 ) -> int:
     """A worker's projected memory with blocks of ``block``; refused when over ``budget``."""
-    per_worker = worker_bytes(per_task, threads)
+    per_worker = worker_bytes(per_task, threads, cache)
     if per_worker > budget:
         what = f"blocks of {block[0]}x{block[1]}"
         raise budget_error(

@@ -236,6 +236,7 @@ def plan(
     pyramid: int = 0,
     downsample: str | None = None,
     ngff: str = "0.5",
+    block_timeout: float | None = None,
 ) -> Plan:
     """Check a run of ``image`` into ``target`` without computing anything.
 
@@ -257,17 +258,20 @@ def plan(
         pyramid=pyramid,
         downsample=downsample,
         ngff=ngff,
+        block_timeout=block_timeout,
     )
     array = open_image(image) if isinstance(image, (str, os.PathLike)) else as_dask(image)
     if array.ndim not in (2, 3) or 0 in array.shape:
         msg = f"cannot save an image of shape {array.shape}: it must be non-empty (Y, X[, C])"
         raise ArgumentError(msg)
     check_scheduler(scheduler, workers)
+    checks.check_block_timeout(block_timeout)
     program = program_of(array)
     # The scheduler first: memory is projected and checked for the processes that will run.
     options = dataclasses.replace(options, scheduler=checks.scheduler_for(program, scheduler))
     threads, concurrent = parallelism(options.scheduler, workers, threads_per_worker)
     budget, source = memory.memory_budget(memory_limit, concurrent // threads)
+    memory.check_units(program.root if program is not None else None, threads, budget, source)
     choice = None
     if program is not None and program.auto_grid:
         array, choice = _choose_blocks(
@@ -287,7 +291,9 @@ def plan(
     check_write_alignment(grid, stored)
     root = program.root if program is not None else None
     per_task = memory.task_bytes(root, grid.chunk_shape, array)
-    per_worker = memory.check_budget(grid.chunk_shape, per_task, threads, budget, source)
+    per_worker = memory.check_budget(
+        grid.chunk_shape, per_task, threads, budget, source, cache=memory.cache_bytes(root, threads)
+    )
     target_path = Path(target).expanduser()
     if root is not None:
         checks.check_not_inside_inputs(target_path, root)
@@ -334,7 +340,9 @@ def _choose_blocks(
         (int(array.shape[0]), int(array.shape[1])),
         _unit(program, array, chunks),
         total_halo(root),
-        memory=lambda block: memory.worker_bytes(memory.task_bytes(root, block), threads),
+        memory=lambda block: memory.worker_bytes(
+            memory.task_bytes(root, block), threads, memory.cache_bytes(root, threads)
+        ),
         budget=budget,
         workers=concurrent,
         budget_source=source,
@@ -370,7 +378,8 @@ def save(
         ``"distributed"``, ``"tcp://host:port"`` or a ``distributed.Client``), ``workers``,
         ``threads_per_worker``, ``memory_limit``, ``metadata``, ``retries``, ``pyramid``
         (levels to add, each half the one below), ``downsample`` (``"mean"`` or
-        ``"nearest"``), ``ngff`` (``"0.5"``, Zarr v3, or ``"0.4"``, Zarr v2).
+        ``"nearest"``), ``ngff`` (``"0.5"``, Zarr v3, or ``"0.4"``, Zarr v2), ``block_timeout``
+        (seconds a block may run before the run is stopped as stuck).
 
     Returns
     -------

@@ -14,17 +14,21 @@ from pipeline.runtime.scheduler import (
     parallelism,
     scheduler_label,
 )
-from pipeline.runtime.tasks import write_tasks
+from pipeline.runtime.supervisor import can_supervise, supervise
+from pipeline.runtime.tasks import blocks_running, write_tasks
 
 __all__ = [
     "SCHEDULERS",
     "Job",
     "RunOptions",
+    "blocks_running",
+    "can_supervise",
     "check_scheduler",
     "execute",
     "executor",
     "level_grids",
     "parallelism",
     "scheduler_label",
+    "supervise",
     "write_tasks",
 ]

@@ -48,6 +48,8 @@ class RunOptions:
     """How a level is made from the one below: ``mean`` or ``nearest`` (default: by dtype)."""
     ngff: str = "0.5"
     """OME-Zarr version of the output: ``0.5`` (Zarr v3) or ``0.4`` (Zarr v2)."""
+    block_timeout: float | None = None
+    """Seconds a block may run before the run is stopped as stuck (``None``: no limit)."""
 
     @classmethod
     def of(cls, options: dict[str, Any]) -> RunOptions:

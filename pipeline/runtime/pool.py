@@ -15,6 +15,15 @@ if TYPE_CHECKING:
 __all__ = ["broken_pool_message", "process_pool"]
 
 
+def quiet_resource_tracker() -> None:
+    """A worker that dies at once (os._exit, a crash, a stuck one stopped) cannot unregister
+    its semaphores; the resource tracker (started with this process's -W options) removes
+    them, and its warning would only repeat, in three lines, the run's own one-line message."""
+    quiet = "ignore:resource_tracker:UserWarning"
+    if quiet not in sys.warnoptions:
+        sys.warnoptions.append(quiet)
+
+
 @contextlib.contextmanager
 def process_pool(workers: int) -> Iterator[Any]:
     """A pool of spawned processes (as on Windows and macOS) for one run. When the run stops
@@ -30,12 +39,7 @@ def process_pool(workers: int) -> Iterator[Any]:
     # As dask does for its own pools: the same hashing in every worker.
     if os.environ.get("PYTHONHASHSEED") in (None, "0"):
         os.environ["PYTHONHASHSEED"] = "6640"
-    # A worker that dies at once (os._exit, a crash) cannot unregister its semaphores; the
-    # resource tracker (started with this process's -W options) removes them, and its warning
-    # would only repeat, in three lines, the run's own one-line message.
-    quiet = "ignore:resource_tracker:UserWarning"
-    if quiet not in sys.warnoptions:
-        sys.warnoptions.append(quiet)
+    quiet_resource_tracker()
     pool = ProcessPoolExecutor(
         workers,
         mp_context=get_context(),

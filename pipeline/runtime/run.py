@@ -43,9 +43,11 @@ from pipeline.report import BlockStats, RunReport
 from pipeline.runtime.pool import broken_pool_message
 from pipeline.runtime.progress import progress_bar
 from pipeline.runtime.scheduler import Executor, executor
-from pipeline.runtime.tasks import died_on, write_tasks
+from pipeline.runtime.tasks import died_on, forget_running, write_tasks
+from pipeline.runtime.watchdog import Watch, watch_blocks
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from pipeline.runtime.job import Job
@@ -131,6 +133,8 @@ def _execute(job: Job, record: RunRecord, *, progress: bool, unborn: bool) -> Ru
             shutil.rmtree(job.target, ignore_errors=True)  # nothing to resume
         raise WorkerDiedError(broken_pool_message(blocks)) from exc.__cause__
     except BaseException:
+        # Blocks of threads still running (stuck, and abandoned) are not blocks it died on.
+        forget_running(job.target)
         # After the executor stopped, so that no worker still running writes the folder again.
         if created and not done_blocks(job.target, "0"):
             shutil.rmtree(job.target, ignore_errors=True)  # nothing to resume
@@ -185,10 +189,15 @@ def _compute(
                 advance()
 
             # Workers in other processes memory-map one copy of an in-memory input.
-            with contextlib.nullcontext() if ex.shares_memory else spill_arrays():
+            with (
+                contextlib.nullcontext() if ex.shares_memory else spill_arrays(),
+                _timed(job) as watch,
+            ):
                 ex.run(tasks, on_done)
-        for level in range(1, options.pyramid + 1):
-            _build_level(job, ex, out, level, progress=progress)
+                for level in range(1, options.pyramid + 1):
+                    _build_level(job, ex, out, level, progress=progress)
+        if watch.expired:  # stopped by the watchdog after all: a block ended just then
+            raise watch.error()
         elapsed = time.perf_counter() - start
         report = _report(
             job, ex, stats, len(tasks), elapsed, skipped=len(skip) if resumed else None
@@ -198,6 +207,18 @@ def _compute(
     record.complete, record.report = True, report.to_dict()
     write_record(job.target, record)
     return report
+
+
+@contextlib.contextmanager
+def _timed(job: Job) -> Iterator[Watch]:
+    """Stop the run, naming the block, when a block runs past ``job.options.block_timeout``."""
+    with watch_blocks(job.target, job.options.block_timeout) as watch:
+        try:
+            yield watch
+        except KeyboardInterrupt:
+            if watch.expired:
+                raise watch.error() from None
+            raise
 
 
 def _report(

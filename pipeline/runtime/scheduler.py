@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import SchedulerError, did_you_mean
 from pipeline.machine import default_workers
-from pipeline.runtime.pool import process_pool
+from pipeline.runtime.pool import process_pool, quiet_resource_tracker
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -218,6 +218,7 @@ def _local_cluster(
 
     from pipeline.runtime.worker_logs import LocalWorkers
 
+    quiet_resource_tracker()
     logger = logging.getLogger("distributed")
     level = logger.level
     try:

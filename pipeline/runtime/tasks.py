@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +25,15 @@ if TYPE_CHECKING:
     from pipeline.ops import Node
     from pipeline.ops.nodes import ChunkKey
 
-__all__ = ["RUNNING_DIR", "died_on", "running", "write_block", "write_tasks"]
+__all__ = [
+    "RUNNING_DIR",
+    "blocks_running",
+    "died_on",
+    "forget_running",
+    "running",
+    "write_block",
+    "write_tasks",
+]
 
 
 def write_block(  # noqa: PLR0917 - a task function: dask passes arguments by position
@@ -45,7 +55,7 @@ def write_block(  # noqa: PLR0917 - a task function: dask passes arguments by po
         target.mark_done(index, window)
         return written
 
-    with running(target.path, index):
+    with running(target.path, index, window):
         written = attempts(work, retries, target.path, window)
     return BlockStats(
         chunks=chunks_in(window, target.chunks),
@@ -61,22 +71,51 @@ that dies at once (``os._exit``, a crash in native code) leaves its file behind,
 the block it died on."""
 
 
+_BUSY: set[int] = set()
+"""The threads of this process computing a block now."""
+
+
+def blocks_running() -> int:
+    """How many threads of this process are computing a block now (after a run stopped:
+    stuck in the function)."""
+    return len(_BUSY)
+
+
 @contextlib.contextmanager
-def running(store: Path, index: tuple[int, int]) -> Iterator[None]:
-    """Mark block ``index`` as being computed by this process while the block runs."""
+def running(store: Path, index: tuple[int, int], window: Window | None = None) -> Iterator[None]:
+    """Mark block ``index`` as being computed by this process while the block runs. The note
+    holds the thread computing it and the block's pixels, for the report of a crash."""
     marker = store / RUNNING_DIR / f"{os.getpid()}-{index[0]}.{index[1]}"
+    me = threading.get_ident()
+    note = {"thread": me, "window": None if window is None else str(window)}
+    _BUSY.add(me)
     try:
         # Not its parents: a worker still running after its run ended (and removed an output
         # it had written nothing to) must not make the folder again.
         marker.parent.mkdir(exist_ok=True)
-        marker.touch()
+        marker.write_text(json.dumps(note))
     except OSError:  # a note for a crash report: never a reason to fail the block
-        yield
+        with contextlib.suppress(OSError):
+            marker.unlink(missing_ok=True)  # half written on a full disk
+        try:
+            yield
+        finally:
+            _BUSY.discard(me)
         return
     try:
         yield
     finally:
+        _BUSY.discard(me)
         marker.unlink(missing_ok=True)
+
+
+def forget_running(store: Path) -> None:
+    """Remove this process's notes: the run stops, and blocks its threads are still running
+    (stuck, abandoned) are not blocks it died on."""
+    folder = store / RUNNING_DIR
+    for marker in folder.glob(f"{os.getpid()}-*") if folder.is_dir() else []:
+        with contextlib.suppress(OSError):
+            marker.unlink()
 
 
 def died_on(store: Path) -> list[tuple[int, int]]:

@@ -109,7 +109,10 @@ def test_issue_15_two_runs_one_output_the_second_is_refused_naming_the_first(
     assert second.returncode == 2, second.stderr
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1, second.stderr
-    assert f"process {first.pid} on {socket.gethostname()}" in lines[0]
+    # The run itself: the command's forked child, which writes the output.
+    writer = json.loads((project / "out.zarr" / LOCK_FILE).read_text())["pid"]
+    assert _parent_of(writer) == first.pid
+    assert f"process {writer} on {socket.gethostname()}" in lines[0]
     assert "is being written by another run" in lines[0]
     _, err = first.communicate(timeout=240)
     assert first.returncode == 0, err
@@ -220,3 +223,8 @@ def test_sigint_of_the_owner_releases_its_lock(project: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert not lock.exists()
+
+
+def _parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:  # noqa: PTH123
+        return int(stat.read().rsplit(")", 1)[-1].split()[1])
