@@ -33,6 +33,7 @@ __all__ = [
     "hold",
     "live_owner",
     "locked_error",
+    "process_gone",
     "read_owner",
 ]
 
@@ -65,13 +66,7 @@ class Owner:
             return False
         if self.host != socket.gethostname():
             return True
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return not process_gone(self.pid)
 
     def describe(self, age: float) -> str:
         """The owner in words."""
@@ -79,6 +74,22 @@ class Owner:
             f"run {self.run_id[:12]}, process {self.pid} on {self.host}, started {self.started}, "
             f"last seen {age:.0f} s ago"
         )
+
+
+def process_gone(pid: int) -> bool:
+    """Whether process ``pid`` of this machine has ended. A zombie (ended, not yet reaped:
+    its parent was killed with it and nobody reaps orphans in some containers) has ended."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:  # noqa: PTH123
+            return stat.read().rsplit(")", 1)[-1].split()[0] == "Z"
+    except OSError:
+        return False
 
 
 def read_owner(path: Path) -> tuple[Owner, float] | None:

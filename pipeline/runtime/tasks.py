@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pipeline.grid import chunks_in
+from pipeline.io.lock import process_gone
 from pipeline.ops import block_task, program_for
 from pipeline.report import BlockStats
 from pipeline.runtime.retry import attempts
@@ -126,27 +127,12 @@ def died_on(store: Path) -> list[tuple[int, int]]:
         pid, _, index = marker.name.partition("-")
         i, _, j = index.partition(".")
         try:
-            if _gone(int(pid)):
+            if process_gone(int(pid)):
                 found.append((int(i), int(j)))
                 marker.unlink(missing_ok=True)
         except ValueError:
             continue
     return found
-
-
-def _gone(pid: int) -> bool:
-    """Whether process ``pid`` has ended (a zombie, not yet reaped, has ended too)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:  # noqa: PTH123
-            return stat.read().rsplit(")", 1)[-1].split()[0] == "Z"
-    except OSError:
-        return False
 
 
 def write_tasks(
