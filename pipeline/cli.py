@@ -319,7 +319,7 @@ def _info(args: argparse.Namespace) -> int:
         print(f"{key:<14}{'x'.join(map(str, value)) if key == 'shape' else value}")
     size, raw = info.pop("size_on_disk"), info.pop("uncompressed")
     for key, value in info.items():
-        print(f"{key:<14}{value}")
+        print(f"{key.replace('_', ' '):<14}{value}")
     print(f"{'size':<14}{format_bytes(size)} on disk ({format_bytes(raw)} uncompressed)")
     if values:
         print(f"{'values':<14}{_describe_values(values, info.get('levels', 1))}")

@@ -11,6 +11,7 @@ import numpy as np
 from pipeline.errors import ArgumentError, UnsupportedSourceError
 from pipeline.grid import auto_chunks, normalize_chunks
 from pipeline.io import check_image_shape, open_source
+from pipeline.io.masking import missing_as_nan
 from pipeline.ops import as_dask, source_array
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ def open_image(
     chunks: ChunksLike = None,
     level: int = 0,
     missing_chunks: Literal["error", "fill"] = "error",
+    nodata: Literal["nan", "keep"] = "nan",
 ) -> da.Array:
     """Open an image lazily as a dask array of shape ``(Y, X)`` or ``(Y, X, C)``.
 
@@ -44,6 +46,12 @@ def open_image(
     missing_chunks
         A Zarr chunk that is not in the store: ``"error"`` (default: a lost file must not
         become pixels of the fill value) or ``"fill"`` (a sparse array, read as Zarr says).
+    nodata
+        Pixels equal to the nodata value the file declares (GeoTIFF ``GDAL_NODATA``, a Zarr
+        ``_FillValue`` or ``nodata``): ``"nan"`` (default) reads them as NaN, missing, so
+        that no function takes them for data; an integer image is then read as floats that
+        hold all its values (float32 up to 16 bits, float64 above). ``"keep"`` reads the
+        values as stored.
 
     Returns
     -------
@@ -67,8 +75,13 @@ def open_image(
     if missing_chunks not in ("error", "fill"):
         msg = f"missing_chunks={missing_chunks!r}: use 'error' or 'fill'"
         raise ArgumentError(msg)
+    if nodata not in ("nan", "keep"):
+        msg = f"nodata={nodata!r}: use 'nan' (missing pixels as NaN) or 'keep' (values as stored)"
+        raise ArgumentError(msg)
     if isinstance(source, (str, os.PathLike)):
         src = open_source(Path(source), level=level, fill_missing=missing_chunks == "fill")
+        if nodata == "nan":
+            src = missing_as_nan(src)
         itemsize = src.dtype.itemsize * (src.shape[2] if len(src.shape) == 3 else 1)
         default = auto_chunks(src.shape, src.tile, itemsize)
         grid = normalize_chunks(chunks, src.shape, default)

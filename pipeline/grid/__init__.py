@@ -23,6 +23,7 @@ from pipeline.grid.chunks import (
     check_write_alignment,
     normalize_chunks,
 )
+from pipeline.grid.georef import Georef
 from pipeline.grid.levels import ceil_div, chunk_span, chunks_in, level_shape
 from pipeline.grid.sizing import (
     BlockChoice,
@@ -44,6 +45,7 @@ __all__ = [
     "ChunkGrid",
     "ChunksLike",
     "DepthLike",
+    "Georef",
     "Window",
     "WindowSource",
     "auto_chunks",

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.grid import Window
+from pipeline.grid import Georef, Window
+from pipeline.grid.crs import describe_crs
 from pipeline.io import open_source
 from pipeline.io.base import directory_size
 from pipeline.io.records import output_progress, read_record
@@ -32,6 +33,7 @@ def describe_path(path: str | Path) -> dict[str, Any]:
         "layout": details.pop("layout"),
         **details,
         "levels": source.levels,
+        **georef_info(getattr(source, "georef", None), source.shape[:2]),
         "size_on_disk": directory_size(path),
         "uncompressed": int(source.dtype.itemsize * _prod(source.shape)),
     }
@@ -44,6 +46,37 @@ def describe_path(path: str | Path) -> dict[str, Any]:
             else {"level": None, "reason": "the output is incomplete"}
         )
     return info
+
+
+def georef_info(georef: Georef | None, shape: tuple[int, ...]) -> dict[str, Any]:
+    """What the georeferencing says, in words: CRS (name and code), pixel size, bounds and
+    nodata; nothing for an image without any."""
+    if georef is None or (georef.is_empty and georef.unit is None):
+        return {}
+    found: dict[str, Any] = {}
+    if georef.crs is not None:
+        found["crs"] = describe_crs(georef.crs)
+    size = georef.pixel_size
+    if size is not None:
+        unit = georef.unit or (_crs_unit(georef.crs) if georef.crs else "pixel coordinates")
+        found["pixel_size"] = f"{size[1]:g} x {size[0]:g} {unit} (x by y)"
+        bounds = georef.bounds((int(shape[0]), int(shape[1])))
+        if bounds is not None:
+            found["bounds"] = (
+                f"x {bounds[0]:.10g} to {bounds[2]:.10g}, y {bounds[1]:.10g} to {bounds[3]:.10g}"
+            )
+    if georef.nodata is not None:
+        found["nodata"] = f"{georef.nodata:g}"
+    return found
+
+
+def _crs_unit(crs: str) -> str:
+    from pipeline.grid.crs import is_geographic, linear_unit_metres
+
+    if is_geographic(crs):
+        return "degrees"
+    factor = linear_unit_metres(crs)
+    return "metres" if factor == 1.0 else f"units of {factor:g} m"
 
 
 def output_state(path: str | Path) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.errors import ArgumentError
+from pipeline.grid import Georef
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -21,6 +22,7 @@ __all__ = [
     "group_metadata",
     "level_transform",
     "multiscales",
+    "ome_transform",
     "zarr_format_of",
 ]
 
@@ -112,3 +114,16 @@ def level_transform(attrs: Mapping[str, Any], level: int) -> tuple[list[float], 
             translation = [float(v) for v in transform["translation"]]
     spatial = [names.index(name) for name in ("y", "x")] if names else [0, 1]
     return [scale[k] for k in spatial], [translation[k] for k in spatial]
+
+
+def ome_transform(entry: Mapping[str, Any], level: int) -> Georef | None:
+    """The pixel size and origin of ``level`` from a multiscales ``entry`` whose spatial axes
+    declare a unit (``None`` without one: the coordinates are pixels). NGFF coordinates are
+    those of pixel centres; a `Georef` transform starts at a pixel's corner."""
+    found = [a for a in entry.get("axes", []) if isinstance(a, dict)]
+    units = {a.get("name"): a.get("unit") for a in found}
+    unit = units.get("x") or units.get("y")
+    if not unit:
+        return None
+    (sy, sx), (ty, tx) = level_transform({"multiscales": [entry]}, level)
+    return Georef(transform=(sx, 0.0, tx - sx / 2, 0.0, sy, ty - sy / 2), unit=str(unit))

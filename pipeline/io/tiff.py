@@ -11,14 +11,15 @@ hundred picklable bytes that runs on threads, processes and cluster workers alik
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.errors import CorruptSourceError, PerformanceWarning, UnsupportedSourceError
-from pipeline.grid import Window, ceil_div
+from pipeline.grid import Georef, Window, ceil_div
 from pipeline.io.cache import assemble, tile_cache
+from pipeline.io.georef_read import tiff_georef
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -108,6 +109,8 @@ class TiffSource:
     """Size in bytes when opened."""
     mtime_ns: int
     """Modification time when opened: part of the token."""
+    georef: Georef = field(default_factory=Georef)
+    """CRS, transform and nodata (GeoTIFF tags), or the pixel size (OME-TIFF)."""
 
     format = "tiff"
 
@@ -158,6 +161,7 @@ class TiffSource:
                 levels=len(tif.series[0].levels),
                 file_size=stat.st_size,
                 mtime_ns=stat.st_mtime_ns,
+                georef=tiff_georef(tif, page, path, level, (height, width)),
             )
         plane_bytes = height * width * source.dtype.itemsize * (samples or 1)
         if not tiled and tile[0] >= height and not memmappable and plane_bytes > SINGLE_STRIP_MAX:

@@ -12,14 +12,21 @@ import functools
 import shutil
 import threading
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from pipeline.errors import OutputExistsError, OutputWriteError
-from pipeline.grid import chunk_span, level_shape
+from pipeline.grid import Georef, chunk_span, level_shape
 from pipeline.io.base import check_not_foreign
+from pipeline.io.georef_write import (
+    GRID_MAPPING,
+    array_attributes,
+    coordinate_variables,
+    grid_mapping_attributes,
+    group_attributes,
+)
 from pipeline.io.lock import LOCK_FILE
 from pipeline.io.ome import NGFF_VERSION, add_dataset, axes, group_metadata, zarr_format_of
 from pipeline.io.records import DONE_DIR, checksum, record_block
@@ -112,6 +119,8 @@ class ZarrTarget:
     store that was deleted and written again."""
     zarr_format: int = 3
     """3 for OME-Zarr 0.5, 2 for 0.4."""
+    georef: Georef = field(default_factory=Georef)
+    """The georeferencing of level 0 (each level's array gets its own)."""
 
     @property
     def stored_shape(self) -> tuple[int, ...]:
@@ -126,6 +135,8 @@ class ZarrTarget:
         stored_chunks = (self.shape[2], *self.chunks) if channels else self.chunks
         fill = np.nan if self.dtype.kind in "fc" else 0
         group = zarr.open_group(store=str(self.path), mode="r+")
+        level = int(self.array_path) if self.array_path.isdigit() else 0
+        attributes = array_attributes(self.georef.level(level), (self.shape[0], self.shape[1]))
         options: dict[str, Any] = {}
         names = [a["name"] for a in axes(channels)]
         if self.zarr_format == 3:
@@ -133,7 +144,9 @@ class ZarrTarget:
         else:
             options["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
             # Zarr v2 has no dimension names; xarray (and netCDF tools) read them here.
-            options["attributes"] = {"_ARRAY_DIMENSIONS": names}
+            attributes["_ARRAY_DIMENSIONS"] = names
+        if attributes:
+            options["attributes"] = attributes
         group.create_array(
             self.array_path,
             shape=self.stored_shape,
@@ -212,13 +225,16 @@ def create_target(
     name: str = "",
     ngff: str = NGFF_VERSION,
     downsampling: dict[str, Any] | None = None,
+    georef: Georef | None = None,
 ) -> ZarrTarget:
     """Create an empty OME-Zarr output (group + array ``"0"``), compressed by
     :func:`output_codec`.
 
     ``ngff`` is the OME-Zarr version: ``"0.5"`` (Zarr v3, the default) or ``"0.4"`` (Zarr v2,
     for viewers that read only that). ``downsampling`` (``type`` and ``metadata``) says how
-    pyramid levels are made. An existing ``path`` is refused unless ``overwrite``;
+    pyramid levels are made. ``georef`` (CRS, transform, nodata) is written as GeoZarr,
+    GDAL and CF attributes (`pipeline.io.georef_write`). An existing ``path`` is refused unless
+    ``overwrite``;
     even then only a Zarr store (or an empty directory) is deleted, never another kind of
     directory or file.
     """
@@ -245,7 +261,11 @@ def create_target(
             "can write to"
         )
         raise OutputWriteError(msg) from exc
-    group.attrs.update(cast("dict[str, Any]", {**metadata, **attributes}))
+    georef = georef or Georef()
+    located = group_attributes(georef, (int(shape[0]), int(shape[1])))
+    group.attrs.update(cast("dict[str, Any]", {**metadata, **located, **attributes}))
+    if georef.crs is not None or georef.transform is not None:
+        _grid_mapping(group, georef, (int(shape[0]), int(shape[1])))
     # The run records live in a group of their own, so that listing the store shows a known
     # node (a plain folder there makes zarr warn).
     group.create_group(
@@ -260,9 +280,29 @@ def create_target(
         chunks=chunks,
         run_id=run_id,
         zarr_format=zarr_format_of(ngff),
+        georef=georef,
     )
     target.create_array()
     return target
+
+
+def _grid_mapping(group: Any, georef: Georef, shape: tuple[int, int]) -> None:
+    """The CF grid-mapping variable (a scalar, as rioxarray writes it), which each level's
+    array names in its ``grid_mapping`` attribute, and level 0's coordinate variables ``y``
+    and ``x`` (pixel centres), from which GDAL's Zarr driver and xarray take the transform."""
+    variables: dict[str, tuple[list[str], Any, dict[str, Any]]] = {
+        GRID_MAPPING: ([], np.zeros((), "int8"), grid_mapping_attributes(georef))
+    }
+    variables.update(coordinate_variables(georef, shape))
+    for name, (dims, values, attributes) in variables.items():
+        options: dict[str, Any] = {"attributes": dict(attributes)}
+        if group.metadata.zarr_format == 3:
+            options["dimension_names"] = dims
+        else:
+            options["attributes"]["_ARRAY_DIMENSIONS"] = dims
+            options["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+        array = group.create_array(name, shape=values.shape, dtype=values.dtype, **options)
+        array[...] = values
 
 
 def add_level(target: ZarrTarget, level: int, chunks: tuple[int, int]) -> ZarrTarget:

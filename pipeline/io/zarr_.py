@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,10 +19,11 @@ from pipeline.errors import (
     SourceNotFoundError,
     UnsupportedSourceError,
 )
-from pipeline.grid import Window
+from pipeline.grid import Georef, Window
 from pipeline.io.base import ZARR_MARKERS, check_channels_last, check_image_shape
 from pipeline.io.cache import assemble, tile_cache
-from pipeline.io.ome import multiscales
+from pipeline.io.georef_read import zarr_georef
+from pipeline.io.ome import multiscales, ome_transform
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -40,6 +41,39 @@ def _axis_names(axes: Any) -> tuple[str, ...] | None:
         return None
     names = [a.get("name") if isinstance(a, dict) else a for a in axes]
     return tuple(str(n).lower() for n in names) if all(names) else None
+
+
+def _parent(path: Path) -> Any:
+    """The Zarr group holding the array at ``path`` (an xarray or rioxarray dataset, whose
+    other variables say where the array is), or ``None``."""
+    import zarr
+
+    if not any((path.parent / marker).exists() for marker in ZARR_MARKERS):
+        return None
+    try:
+        return zarr.open_group(store=str(path.parent), mode="r")
+    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+        return None
+
+
+def _georef(group: Any, array: Any, scaled: Georef | None, level: int) -> Georef:
+    """The georeferencing the store declares for ``array`` (of level ``level``), from its
+    own attributes and those of ``group``, the group holding it (if any)."""
+
+    def siblings(name: str) -> dict[str, Any] | None:
+        found = group.get(name) if group is not None else None
+        return dict(found.attrs) if found is not None else None
+
+    layers = [dict(array.attrs)] + ([dict(group.attrs)] if group is not None else [])
+    found = zarr_georef(layers, array.metadata.fill_value, siblings)
+    if found.transform is not None:
+        if group is not None and "spatial:transform" not in layers[0]:
+            found = found.level(level)  # the group's transform is that of level 0
+    elif scaled is not None:
+        found = Georef(
+            crs=found.crs, transform=scaled.transform, nodata=found.nodata, unit=scaled.unit
+        )
+    return found
 
 
 def _metadata_mtime(path: Path) -> int:
@@ -89,6 +123,8 @@ class ZarrSource:
     """Read a missing chunk as the fill value (a sparse array) instead of refusing it."""
     chunk: tuple[int, int] = (0, 0)
     """The chunk along Y and X: the unit a read decodes whole (inside a shard, too)."""
+    georef: Georef = field(default_factory=Georef)
+    """CRS, transform and nodata (GeoZarr, CF, GDAL) or pixel size (OME-Zarr)."""
 
     format = "zarr"
 
@@ -105,7 +141,7 @@ class ZarrSource:
         except (ValueError, KeyError, json.JSONDecodeError) as exc:
             msg = f"{path}: corrupt Zarr metadata ({exc})"
             raise CorruptSourceError(msg) from exc
-        array_path, axes, levels = "", None, 1
+        array_path, axes, levels, scaled = "", None, 1, None
         if isinstance(node, zarr.Group):
             ms = multiscales(node.attrs)
             if ms is None:
@@ -125,6 +161,7 @@ class ZarrSource:
                 raise UnsupportedSourceError(msg)
             array_path = str(datasets[level]["path"])
             axes = _axis_names(ms.get("axes"))
+            scaled = ome_transform(ms, level)
             array = node.get(array_path)
             if not isinstance(array, zarr.Array):
                 msg = f"{path}: multiscales level {level} names array {array_path!r}, missing"
@@ -141,6 +178,9 @@ class ZarrSource:
         ydim, xdim = _yx(index, order)
         tile = (min(unit[ydim], shape[0]), min(unit[xdim], shape[1]))
         chunk = (min(array.chunks[ydim], shape[0]), min(array.chunks[xdim], shape[1]))
+        georef = _georef(
+            node if isinstance(node, zarr.Group) else _parent(path), array, scaled, level
+        )
         return cls(
             path=path,
             array_path=array_path,
@@ -155,6 +195,7 @@ class ZarrSource:
             mtime_ns=_metadata_mtime(path / array_path),
             fill_missing=fill_missing,
             chunk=chunk,
+            georef=georef,
         )
 
     @property

@@ -21,6 +21,7 @@ from pipeline.ops.nodes import (
     describe_function,
 )
 from pipeline.ops.program import as_dask, as_node, program_of, to_dask, tokenize
+from pipeline.ops.tree import georef_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -153,6 +154,7 @@ def apply(
         gil_bound=isinstance(func, KernelBlock) and not func.compiled,
         compile_seconds=compile_seconds,
     )
+    georef_of(root)  # inputs on different grids are refused here, before anything runs
     grid = ChunkGrid.from_dask(first.chunks)
     short = str(getattr(func, "__name__", "apply")).replace("<", "").replace(">", "")
     name = f"{short}-{tokenize(root.token, grid)}"

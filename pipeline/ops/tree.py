@@ -5,14 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.grid import Window
+from pipeline.errors import AlignmentError
+from pipeline.grid import Georef, Window
+from pipeline.grid.crs import describe_crs, same_crs
 from pipeline.grid.sizing import LARGEST
 from pipeline.ops.nodes import StepNode
 
 if TYPE_CHECKING:
     from pipeline.ops.nodes import Node
 
-__all__ = ["input_bytes", "input_paths", "step_labels", "steps", "storage_tile", "total_halo"]
+__all__ = [
+    "georef_of",
+    "input_bytes",
+    "input_paths",
+    "step_labels",
+    "steps",
+    "storage_tile",
+    "total_halo",
+]
 
 
 def steps(root: Node | None) -> list[StepNode]:
@@ -74,3 +84,54 @@ def _part(side: int) -> int:
     if side <= LARGEST:
         return side
     return next((d for d in range(1024, 255, -1) if side % d == 0), 1024)
+
+
+def georef_of(root: Node | None) -> Georef:
+    """The georeferencing of a program's result: that of its georeferenced inputs, which
+    must agree (the same CRS and the same grid). Two images on different grids must never be
+    combined pixel by pixel: refused with both values and the fix."""
+    found: Georef | None = None
+    first: Path | None = None
+    for source in root.sources() if root is not None else []:
+        georef = getattr(source, "georef", None)
+        if georef is None or (georef.crs is None and georef.transform is None):
+            continue
+        if found is None:
+            found, first = georef, source.path
+            continue
+        if not same_crs(found.crs, georef.crs):
+            msg = (
+                f"{source.path} and {first} are in different coordinate reference systems "
+                f"({_crs_words(georef.crs)} and {_crs_words(found.crs)}): their pixels are not "
+                "the same places; reproject one onto the other's grid first (gdalwarp, "
+                "rioxarray's reproject_match)"
+            )
+            raise AlignmentError(msg)
+        if not _same_grid(found.transform, georef.transform):
+            msg = (
+                f"{source.path} and {first} are on different grids (transforms "
+                f"{_grid_words(georef.transform)} and {_grid_words(found.transform)}): pixel "
+                "by pixel they would combine different places; resample one onto the other's "
+                "grid first (gdalwarp -tr/-te, rioxarray's reproject_match), or, if they are "
+                "meant to align, write the same transform into both"
+            )
+            raise AlignmentError(msg)
+    return found if found is not None else Georef()
+
+
+def _same_grid(a: tuple[float, ...] | None, b: tuple[float, ...] | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    size = max(abs(a[0]), abs(a[4]), 1e-300)
+    return all(abs(x - y) <= 1e-9 * max(size, abs(x), abs(y)) for x, y in zip(a, b, strict=True))
+
+
+def _crs_words(crs: str | None) -> str:
+    return describe_crs(crs) if crs else "none"
+
+
+def _grid_words(transform: tuple[float, ...] | None) -> str:
+    if transform is None:
+        return "none"
+    a, _, c, _, e, f = transform
+    return f"pixel {a:g} x {-e:g} from ({c:.10g}, {f:.10g})"

@@ -13,21 +13,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from pipeline.errors import ArgumentError
 from pipeline.grid import (
     BlockChoice,
     ChunkGrid,
+    Georef,
     check_write_alignment,
-    choose_blocks,
     divide_for_storage,
-    normalize_chunks,
 )
 from pipeline.image import open_image
 from pipeline.io import codec_label
 from pipeline.ops import Program, as_dask, program_of
 from pipeline.ops.pyramid import default_method
-from pipeline.ops.tree import input_bytes, input_paths, step_labels, steps, storage_tile, total_halo
+from pipeline.ops.tree import (
+    georef_of,
+    input_bytes,
+    input_paths,
+    step_labels,
+    steps,
+    total_halo,
+)
 from pipeline.planning import checks, memory
+from pipeline.planning.blocks import block_unit, choose_plan_blocks
 from pipeline.planning.fingerprint import fingerprint
 from pipeline.runtime import Job, RunOptions, check_scheduler, execute, parallelism, scheduler_label
 from pipeline.units import format_bytes
@@ -90,6 +99,16 @@ class Plan(RunOptions):
     def compile_seconds(self) -> float:
         """Time spent compiling per-pixel kernels for this run (in this process)."""
         return sum(s.compile_seconds for s in steps(self.root))
+
+    @property
+    def georef(self) -> Georef:
+        """The output's georeferencing: its inputs' CRS and transform, and its nodata value
+        (NaN for a float output of georeferenced data; none for integers)."""
+        found = georef_of(self.root)
+        located = found.crs is not None or found.transform is not None
+        floats = np.dtype(self.image.dtype).kind in "fc"
+        nodata = float("nan") if floats and (located or found.nodata is not None) else None
+        return dataclasses.replace(found, nodata=nodata)
 
     @property
     def inputs(self) -> list[Path]:
@@ -208,6 +227,7 @@ class Plan(RunOptions):
                 },
             },
             compile_seconds=self.compile_seconds,
+            georef=self.georef,
         )
 
     def execute(self, *, progress: bool = True, resume: bool | None = None) -> RunReport:
@@ -274,7 +294,7 @@ def plan(
     memory.check_units(program.root if program is not None else None, threads, budget, source)
     choice = None
     if program is not None and program.auto_grid:
-        array, choice = _choose_blocks(
+        array, choice = choose_plan_blocks(
             array,
             program,
             chunks,
@@ -285,7 +305,7 @@ def plan(
         )
         program = program_of(array)
         if chunks is None:
-            chunks = divide_for_storage(choice.block, _unit(program, array, chunks))
+            chunks = divide_for_storage(choice.block, block_unit(program, array, chunks))
     grid = ChunkGrid.from_dask(array.chunks)
     stored = checks.store_chunks(grid, chunks, array.shape)
     check_write_alignment(grid, stored)
@@ -312,42 +332,6 @@ def plan(
         memory_budget=budget,
         budget_source=source,
     )
-
-
-def _unit(program: Program | None, array: da.Array, chunks: ChunksLike) -> tuple[int, int]:
-    """What blocks are made of: the stored chunks asked for, else the input's storage tile."""
-    shape = (int(array.shape[0]), int(array.shape[1]))
-    if chunks is not None:
-        return normalize_chunks(chunks, array.shape, (1, 1)).chunk_shape
-    assert program is not None
-    return storage_tile(program.root, shape)
-
-
-def _choose_blocks(
-    array: da.Array,
-    program: Program,
-    chunks: ChunksLike,
-    *,
-    threads: int,
-    concurrent: int,
-    budget: int,
-    source: str,
-) -> tuple[da.Array, BlockChoice]:
-    """The program cut into the blocks the plan chooses (whole units, enough for every
-    worker, halo re-read bounded, memory within the budget)."""
-    root = program.root
-    choice = choose_blocks(
-        (int(array.shape[0]), int(array.shape[1])),
-        _unit(program, array, chunks),
-        total_halo(root),
-        memory=lambda block: memory.worker_bytes(
-            memory.task_bytes(root, block), threads, memory.cache_bytes(root, threads)
-        ),
-        budget=budget,
-        workers=concurrent,
-        budget_source=source,
-    )
-    return program.regrid(ChunkGrid.regular(array.shape, choice.block)), choice
 
 
 def save(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ArgumentError, did_you_mean
+from pipeline.grid import Georef
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -89,3 +90,5 @@ class Job:
     """The multiscales ``type`` and ``metadata`` (NGFF) of the pyramid's levels."""
     compile_seconds: float = 0.0
     """Time spent compiling kernels for it, in this process."""
+    georef: Georef = field(default_factory=Georef)
+    """The output's georeferencing (CRS, transform, nodata)."""

@@ -173,6 +173,7 @@ def _compute(
                 run_id=record.run_id,
                 ngff=options.ngff,
                 downsampling=job.downsampling,
+                georef=job.georef,
             )
             created.append(True)
         tasks = write_tasks(array, job.grid, out, skip=skip, retries=options.retries)
@@ -287,7 +288,8 @@ def _check_inputs_unchanged(job: Job) -> None:
     """Refuse to mark an output complete when an input changed while the run read it (its
     size or modification time): the output would mix old and new data."""
     program = program_of(job.image)
-    for source in program.root.sources() if program else ():
+    for read in program.root.sources() if program else ():
+        source = getattr(read, "inner", read)  # as stored (not with its nodata as NaN)
         if source.path is None:
             continue
         try:

@@ -42,9 +42,23 @@ def test_notebook_runs_and_shows_pictures(tmp_path: Path, monkeypatch: pytest.Mo
     # Open the dashboard the notebook prints, from inside the kernel while its cluster runs.
     at = next(k for k, c in enumerate(notebook.cells) if "client = Client(cluster)" in c.source)
     notebook.cells.insert(at + 1, nbformat.v4.new_code_cell(DASHBOARD_CHECK))
-    NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
-    ).execute()
+    pristine = nbformat.from_dict(notebook)
+    for attempt in range(2):
+        notebook = nbformat.from_dict(pristine)
+        try:
+            NotebookClient(
+                notebook,
+                timeout=600,
+                kernel_name="python3",
+                resources={"metadata": {"path": tmp_path}},
+            ).execute()
+            break
+        except AssertionError:
+            # nbclient's stand-in for the Output widget (progress bars) can see its messages
+            # out of order and fail its own assertion (jupyter/nbclient, remove_output_hook):
+            # a race in the test client, not in the notebook. Once more, then fail.
+            if attempt:
+                raise
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 2, "two figures"

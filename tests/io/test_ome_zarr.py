@@ -156,8 +156,10 @@ def test_export_to_a_pyramidal_ome_tiff_streams_tile_by_tile(
     data = dem_window(Window(0, 1500, 0, 2000))
     pipeline.save(da.from_array(data, chunks=512), tmp_path / "o.zarr", pyramid=2, progress=False)
     # Decoded chunks are kept in the tile cache, a budget of its own: one chunk here.
-    tile_cache.clear()
     monkeypatch.setattr(tile_cache, "max_bytes", 512 * 512 * 4)
+    # Once first, so that what is measured is the export, not the first imports of modules.
+    pipeline.export_tiff(tmp_path / "o.zarr", tmp_path / "warm.ome.tif", tile=(256, 256))
+    tile_cache.clear()
     tracemalloc.start()
     try:
         pipeline.export_tiff(tmp_path / "o.zarr", tmp_path / "o.ome.tif", tile=(256, 256))
