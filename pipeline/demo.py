@@ -23,13 +23,45 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-__all__ = ["CELL_SIZE", "DEMO_SHAPE", "DEM_DTYPE", "dem_window", "write_dem"]
+__all__ = [
+    "CELL_SIZE",
+    "DEMO_CRS",
+    "DEMO_ORIGIN",
+    "DEMO_SHAPE",
+    "DEM_DTYPE",
+    "dem_window",
+    "geotiff_tags",
+    "write_dem",
+]
 
 DEMO_SHAPE = (4000, 6000)
 """24 megapixels: the size of the image this project was started for."""
 CELL_SIZE = 30.0
 """Metres between pixel centres (an SRTM-like grid)."""
 DEM_DTYPE = np.dtype(np.float32)
+DEMO_CRS = "EPSG:32633"
+"""Where the demo terrain lies: WGS 84 / UTM zone 33N, in metres."""
+DEMO_ORIGIN = (500_000.0, 6_000_000.0)
+"""The corner of its top-left pixel (easting, northing)."""
+
+
+def geotiff_tags(cell_size: float = CELL_SIZE) -> list[tuple[int, str, int, Any, bool]]:
+    """The GeoTIFF tags of the demo DEM (tifffile's ``extratags``): pixel size, the tie point
+    of its top-left corner and the GeoKeys of EPSG:32633 (a projected CRS, pixels as areas,
+    metres), as GDAL writes them."""
+    keys = [1, 1, 0, 4]  # GeoKey directory 1.1.0, four keys
+    keys += [1024, 0, 1, 1]  # GTModelTypeGeoKey: projected
+    keys += [1025, 0, 1, 1]  # GTRasterTypeGeoKey: a pixel is an area
+    keys += [3072, 0, 1, 32633]  # ProjectedCSTypeGeoKey: EPSG:32633
+    keys += [3076, 0, 1, 9001]  # ProjLinearUnitsGeoKey: metre
+    x0, y0 = DEMO_ORIGIN
+    return [
+        (33550, "d", 3, (cell_size, cell_size, 0.0), True),  # ModelPixelScale
+        (33922, "d", 6, (0.0, 0.0, 0.0, x0, y0, 0.0), True),  # ModelTiepoint
+        (34735, "H", len(keys), tuple(keys), True),  # GeoKeyDirectory
+    ]
+
+
 """Elevations are float32 metres."""
 
 
@@ -113,8 +145,9 @@ def write_dem(
     tile: tuple[int, int] = (512, 512),
     dtype: Any = np.float32,
 ) -> Path:
-    """Write the synthetic terrain as a tiled, zstd-compressed (Big)TIFF with a floating-point
-    predictor, one tile at a time."""
+    """Write the synthetic terrain as a tiled, zstd-compressed (Big)GeoTIFF with a
+    floating-point predictor, one tile at a time: 30 m pixels in UTM zone 33N
+    (`geotiff_tags`), so that GIS tools place it and built-ins take its cell size from it."""
     import tifffile
 
     path = Path(path)
@@ -135,6 +168,7 @@ def write_dem(
         bigtiff=shape[0] * shape[1] * dt.itemsize > 2**31,
         resolution=(1 / CELL_SIZE, 1 / CELL_SIZE),
         metadata=None,
+        extratags=geotiff_tags(),
     )
     partial.replace(path)  # never leave a half-written demo file where the demo looks
     return path

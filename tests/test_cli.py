@@ -91,7 +91,7 @@ def expected_project_result() -> np.ndarray:
     namespace: dict[str, Any] = {}
     exec(KERNELS, namespace)  # noqa: S102 - the test's own kernels
     relief = whole_image(namespace["relief"], dem, depth=(1, 1), boundary="nearest", radius=1)
-    return whole_image(slope, relief, depth=(1, 1), boundary="nearest", dtype="f4", cell_size=30.0)
+    return whole_image(slope, relief, depth=(1, 1), boundary="nan", dtype="f4", cell_size=30.0)
 
 
 def run_cli(
@@ -146,7 +146,7 @@ def test_demo_config_runs_at_reduced_size(
         hillshade,
         dem,
         depth=(1, 1),
-        boundary="nearest",
+        boundary="nan",
         dtype="f4",
         cell_size=30.0,
         azimuth=315.0,

@@ -53,8 +53,10 @@ def test_a_single_level_output_and_a_tiff_open_too(tmp_path: Path) -> None:
     pipeline.save(pipeline.apply(np.sqrt, IMAGE), tmp_path / "o.zarr", progress=False)
     assert pipeline.open_dataarray(tmp_path / "o.zarr").shape == (90, 130)
     tiff = write_dem(tmp_path / "d.tif", (40, 50), tile=(16, 16))
-    dem = pipeline.open_dataarray(tiff)
-    assert dem.dims == ("y", "x") and dem.x.values[-1] == 49.0
+    dem = pipeline.open_dataarray(tiff)  # a GeoTIFF: coordinates of pixel centres in metres
+    assert dem.dims == ("y", "x")
+    assert (dem.x.values[0], dem.x.values[-1]) == (500_015.0, 501_485.0)
+    assert (dem.y.values[0], dem.y.values[-1]) == (5_999_985.0, 5_998_815.0)
 
 
 def test_a_level_that_does_not_exist_is_refused(output: Path) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 from pipeline.errors import ArgumentError, BoundaryWarning, KernelCompileError
 from pipeline.grid import Boundary, ChunkGrid, normalize_depth, unsafe_cast_reason
 from pipeline.ops.checks import check_images, check_output_dtype
+from pipeline.ops.geometry import cell_size_from
 from pipeline.ops.kernels import Kernel, KernelBlock, warn_uncompiled
 from pipeline.ops.nodes import (
     BLOCK_INFO_KEYWORD,
@@ -117,6 +118,7 @@ def apply(
         bound.check_value(array.dtype)
     compile_seconds = 0.0
     if kernel is not None:
+        params = {**cell_size_from(kernel, arrays, params), **params}
         func, dtype, channels, compile_seconds = _bind_kernel(
             kernel,
             arrays,

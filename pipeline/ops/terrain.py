@@ -10,6 +10,7 @@ Every operation is elementwise on shifted views, so each output pixel depends on
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,17 +48,17 @@ def slope(dem: NDArray[Any], cell_size: float = 1.0, z_factor: float = 1.0) -> N
         Multiplier of elevations (for instance to convert feet to metres).
     """
     dzdx, dzdy = horn_gradient(dem, cell_size)
-    return np.degrees(np.arctan(z_factor * np.hypot(dzdx, dzdy)))
+    return _missing_centre(dem, np.degrees(np.arctan(z_factor * np.hypot(dzdx, dzdy))))
 
 
 def aspect(dem: NDArray[Any], cell_size: float = 1.0) -> NDArray[Any]:
-    """Direction of steepest descent in compass degrees (0 north, 90 east, clockwise); ``-1``
-    where the terrain is flat. ``depth=1``."""
+    """Direction of steepest descent in compass degrees (0 north, 90 east, clockwise); NaN
+    where the terrain is flat (it has no direction), as ``gdaldem aspect``. ``depth=1``."""
     dzdx, dzdy = horn_gradient(dem, cell_size)
     # Downslope direction in compass terms: east component -dz/dx, north component +dz/dy
     # (rows grow southwards, so a rise towards the south means descent to the north).
     compass = np.degrees(np.arctan2(-dzdx, dzdy)) % 360.0
-    return np.where((dzdx == 0) & (dzdy == 0), -1.0, compass)
+    return _missing_centre(dem, np.where((dzdx == 0) & (dzdy == 0), np.nan, compass))
 
 
 def hillshade(
@@ -67,19 +68,25 @@ def hillshade(
     altitude: float = 45.0,
     z_factor: float = 1.0,
 ) -> NDArray[Any]:
-    """Shaded relief in 0..255 for a light at ``azimuth`` (compass degrees, default north-west)
-    and ``altitude`` (degrees above the horizon). ``depth=1``."""
+    """Shaded relief for a light at ``azimuth`` (compass degrees, default north-west) and
+    ``altitude`` (degrees above the horizon): 1 (in shadow) to 255 (facing the light), as
+    ``gdaldem hillshade``. ``depth=1``."""
     dzdx, dzdy = horn_gradient(dem, cell_size)
-    slope_rad = np.arctan(z_factor * np.hypot(dzdx, dzdy))
-    # Light and terrain directions, both as downslope compass angles in radians.
-    aspect_rad = np.arctan2(-dzdx, dzdy)
-    zenith = np.radians(90.0 - altitude)
-    light = np.radians(azimuth)
-    shade = np.cos(zenith) * np.cos(slope_rad) + np.sin(zenith) * np.sin(slope_rad) * np.cos(
-        light - aspect_rad
-    )
-    clipped: NDArray[np.float64] = np.clip(255.0 * shade, 0.0, 255.0)
-    return clipped
+    dzdx, dzdy = z_factor * dzdx, z_factor * dzdy
+    sun, elevation = math.radians(azimuth), math.radians(altitude)
+    # The cosine of the angle between the light and the surface's normal (GDAL's algebra).
+    shade = (
+        math.sin(elevation) + math.cos(elevation) * (math.cos(sun) * dzdy - math.sin(sun) * dzdx)
+    ) / np.sqrt(1.0 + dzdx * dzdx + dzdy * dzdy)
+    lit = np.where(shade <= 0.0, 1.0, 1.0 + 254.0 * shade)
+    return _missing_centre(dem, np.where(np.isnan(shade), np.nan, lit))
+
+
+def _missing_centre(dem: NDArray[Any], values: NDArray[Any]) -> NDArray[Any]:
+    """NaN where the centre of the 3x3 window is missing (Horn's sums leave it out)."""
+    centre = np.asarray(dem)[1:-1, 1:-1]
+    found: NDArray[Any] = np.where(np.isnan(centre), np.nan, values)
+    return found
 
 
 def square(image: NDArray[Any]) -> NDArray[Any]:

@@ -37,36 +37,66 @@ def degrees_of_arctan(tangent: NDArray[Any]) -> NDArray[Any]:
     return tangent
 
 
-@neighbourhood(radius=1, boundary="nearest", finish=degrees_of_arctan)
-def slope(z: Image, i: int, j: int, cell_size: float = 1.0, z_factor: float = 1.0) -> float:
-    """Slope in degrees (0 flat, 90 vertical) from Horn's 3x3 weighted differences.
+# The Horn kernels below follow gdaldem, the field's reference, by default: a pixel whose 3x3
+# window holds a missing value (NaN, nodata read as NaN, or beyond the image edge, where the
+# boundary is NaN) is missing too. Horn's sums leave out the centre, so it is checked itself;
+# NaN in any neighbour makes the sums NaN. ``cell_size`` is the distance between pixel centres
+# along a row (x), ``cell_size_y`` along a column (0: the same), in the unit of the
+# elevations; `apply` fills them in from a georeferenced image's transform.
 
-    ``cell_size`` is the distance between pixel centres in the unit of the elevations;
-    ``z_factor`` scales the elevations. Per pixel the kernel gives the tangent of the slope;
-    its ``finish`` turns a block of tangents into degrees.
+
+@neighbourhood(radius=1, boundary="nan", finish=degrees_of_arctan)
+def slope(  # noqa: PLR0917 - a kernel's settings are positional for numba
+    z: Image,
+    i: int,
+    j: int,
+    cell_size: float = 1.0,
+    z_factor: float = 1.0,
+    cell_size_y: float = 0.0,
+) -> float:
+    """Slope in degrees (0 flat, 90 vertical) from Horn's 3x3 weighted differences, as
+    ``gdaldem slope``.
+
+    ``z_factor`` scales the elevations (0.3048 for feet over metres). Per pixel the kernel
+    gives the tangent of the slope; its ``finish`` turns a block of tangents into degrees.
     """
+    if math.isnan(z[i, j]):
+        return math.nan
+    dy = cell_size_y if cell_size_y > 0.0 else cell_size
     a, b, c = z[i - 1, j - 1], z[i - 1, j], z[i - 1, j + 1]
     d, f = z[i, j - 1], z[i, j + 1]
     g, h, k = z[i + 1, j - 1], z[i + 1, j], z[i + 1, j + 1]
     dzdx = ((c + 2.0 * f + k) - (a + 2.0 * d + g)) / (8.0 * cell_size)
-    dzdy = ((g + 2.0 * h + k) - (a + 2.0 * b + c)) / (8.0 * cell_size)
+    dzdy = ((g + 2.0 * h + k) - (a + 2.0 * b + c)) / (8.0 * dy)
     return z_factor * math.sqrt(dzdx * dzdx + dzdy * dzdy)
 
 
-@neighbourhood(radius=1, boundary="nearest")
-def aspect(z: Image, i: int, j: int, cell_size: float = 1.0) -> float:
-    """Compass direction of steepest descent in degrees (0 north, 90 east); -1 where flat."""
+@neighbourhood(radius=1, boundary="nan")
+def aspect(  # noqa: PLR0917 - a kernel's settings are positional for numba
+    z: Image,
+    i: int,
+    j: int,
+    cell_size: float = 1.0,
+    zero_for_flat: bool = False,
+    cell_size_y: float = 0.0,
+) -> float:
+    """Compass direction of steepest descent in degrees (0 north, 90 east), as ``gdaldem
+    aspect``: a flat pixel has no direction (NaN, written as nodata), or 0 with
+    ``zero_for_flat``."""
+    if math.isnan(z[i, j]):
+        return math.nan
+    dy = cell_size_y if cell_size_y > 0.0 else cell_size
     a, b, c = z[i - 1, j - 1], z[i - 1, j], z[i - 1, j + 1]
     d, f = z[i, j - 1], z[i, j + 1]
     g, h, k = z[i + 1, j - 1], z[i + 1, j], z[i + 1, j + 1]
     dzdx = ((c + 2.0 * f + k) - (a + 2.0 * d + g)) / (8.0 * cell_size)
-    dzdy = ((g + 2.0 * h + k) - (a + 2.0 * b + c)) / (8.0 * cell_size)
+    dzdy = ((g + 2.0 * h + k) - (a + 2.0 * b + c)) / (8.0 * dy)
     if dzdx == 0.0 and dzdy == 0.0:
-        return -1.0
+        return 0.0 if zero_for_flat else math.nan
     return math.degrees(math.atan2(-dzdx, dzdy)) % 360.0
 
 
-@neighbourhood(radius=1, boundary="nearest")
+@neighbourhood(radius=1, boundary="nan")
 def hillshade(  # noqa: PLR0917 - a kernel's settings are positional for numba
     z: Image,
     i: int,
@@ -75,21 +105,28 @@ def hillshade(  # noqa: PLR0917 - a kernel's settings are positional for numba
     azimuth: float = 315.0,
     altitude: float = 45.0,
     z_factor: float = 1.0,
+    cell_size_y: float = 0.0,
 ) -> float:
-    """Shaded relief in 0..255 under a light at ``azimuth`` (compass degrees) and
-    ``altitude`` (degrees above the horizon)."""
+    """Shaded relief under a light at ``azimuth`` (compass degrees) and ``altitude``
+    (degrees above the horizon), as ``gdaldem hillshade``: 1 (in shadow) to 255 (facing the
+    light), so that 0 stays free for nodata in an 8-bit copy."""
+    if math.isnan(z[i, j]):
+        return math.nan
+    dy = cell_size_y if cell_size_y > 0.0 else cell_size
     a, b, c = z[i - 1, j - 1], z[i - 1, j], z[i - 1, j + 1]
     d, f = z[i, j - 1], z[i, j + 1]
     g, h, k = z[i + 1, j - 1], z[i + 1, j], z[i + 1, j + 1]
-    dzdx = ((c + 2.0 * f + k) - (a + 2.0 * d + g)) / (8.0 * cell_size)
-    dzdy = ((g + 2.0 * h + k) - (a + 2.0 * b + c)) / (8.0 * cell_size)
-    slope_rad = math.atan(z_factor * math.sqrt(dzdx * dzdx + dzdy * dzdy))
-    aspect_rad = math.atan2(-dzdx, dzdy)
-    zenith = math.radians(90.0 - altitude)
-    shade = math.cos(zenith) * math.cos(slope_rad) + math.sin(zenith) * math.sin(
-        slope_rad
-    ) * math.cos(math.radians(azimuth) - aspect_rad)
-    return min(max(255.0 * shade, 0.0), 255.0)
+    dzdx = z_factor * (((c + 2.0 * f + k) - (a + 2.0 * d + g)) / (8.0 * cell_size))
+    dzdy = z_factor * (((g + 2.0 * h + k) - (a + 2.0 * b + c)) / (8.0 * dy))
+    if math.isnan(dzdx) or math.isnan(dzdy):
+        return math.nan
+    sun = math.radians(azimuth)
+    elevation = math.radians(altitude)
+    # The cosine of the angle between the light and the surface's normal.
+    cang = (
+        math.sin(elevation) + math.cos(elevation) * (math.cos(sun) * dzdy - math.sin(sun) * dzdx)
+    ) / math.sqrt(1.0 + dzdx * dzdx + dzdy * dzdy)
+    return 1.0 if cang <= 0.0 else 1.0 + 254.0 * cang
 
 
 def ray_tables(

@@ -1,0 +1,53 @@
+"""Geometry a kernel takes from its image's georeferencing: the distance between pixel
+centres (``cell_size``, and ``cell_size_y`` for rectangular pixels), so that nobody types it
+and nobody forgets it (a slope computed for 1-unit pixels on a 30 m DEM is wrong everywhere).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pipeline.errors import ArgumentError
+from pipeline.grid.crs import is_geographic
+from pipeline.ops.program import program_of
+from pipeline.ops.tree import georef_of
+
+if TYPE_CHECKING:
+    import dask.array as da
+
+    from pipeline.ops.kernels import Kernel
+
+__all__ = ["cell_size_from"]
+
+
+def cell_size_from(kernel: Kernel, arrays: list[da.Array], given: dict[str, Any]) -> dict[str, Any]:
+    """The ``cell_size`` (and ``cell_size_y``) settings of ``kernel`` from the transform of
+    the image it runs on, unless given; nothing for a kernel without them or an image without
+    a transform. Elevations are taken to be in the unit of the CRS (``z_factor`` converts)."""
+    names = kernel.parameter_names()
+    if "cell_size" not in names or "cell_size" in given:
+        return {}
+    program = program_of(arrays[0])
+    georef = georef_of(program.root if program is not None else None)
+    if georef.transform is None:
+        return {}
+    if not georef.is_rectilinear:
+        msg = (
+            f"{kernel.pipeline_label}: the image's transform is rotated or sheared "
+            f"({georef.transform}), so its pixels have no cell size along rows and columns; "
+            "give cell_size, or resample it north-up first (gdalwarp)"
+        )
+        raise ArgumentError(msg)
+    if georef.crs is not None and is_geographic(georef.crs):
+        msg = (
+            f"{kernel.pipeline_label}: the image is in degrees ({georef.crs.split('[', 1)[0]}"
+            "...), where the ground distance between pixels changes with latitude; reproject "
+            "it to a projected CRS in metres first (gdalwarp -t_srs), or give cell_size in "
+            "metres for a small area"
+        )
+        raise ArgumentError(msg)
+    dy, dx = georef.pixel_size or (1.0, 1.0)
+    found: dict[str, Any] = {"cell_size": dx}
+    if dy != dx and "cell_size_y" in names:
+        found["cell_size_y"] = dy
+    return found
