@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from pipeline.grid.georef import Georef
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -35,6 +37,30 @@ class BlockInfo:
     """The requested halo ``(dy, dx)``."""
     boundary: str
     """The boundary mode that filled the halo beyond the image edge."""
+    image_georef: Georef = field(default_factory=Georef)
+    """The georeferencing of the whole image (CRS, transform, nodata; empty without)."""
+
+    @property
+    def crs(self) -> str | None:
+        """The image's coordinate reference system (WKT2), if it has one."""
+        return self.image_georef.crs
+
+    @property
+    def georef(self) -> Georef:
+        """The georeferencing of the function's input array: its transform starts at the
+        array's first pixel (``padded``), so ``georef.affine @ (col, row)`` places the array's
+        pixel ``[row, col]``."""
+        return self.image_georef.window(self.padded)
+
+    @property
+    def transform(self) -> tuple[float, float, float, float, float, float] | None:
+        """The affine transform of the function's input array (``None`` without one)."""
+        return self.georef.transform
+
+    def world_coords(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """``(x, y)``: world coordinates of the centres of the input array's pixels, two
+        arrays of its shape (pixel centres ``col + 0.5, row + 0.5`` without a transform)."""
+        return self.image_georef.centres(self.padded)
 
     @property
     def halo(self) -> tuple[int, int, int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import time
 import warnings
@@ -156,7 +157,8 @@ def apply(
         gil_bound=isinstance(func, KernelBlock) and not func.compiled,
         compile_seconds=compile_seconds,
     )
-    georef_of(root)  # inputs on different grids are refused here, before anything runs
+    # Inputs on different grids are refused here, before anything runs.
+    root = dataclasses.replace(root, georef=georef_of(root))
     grid = ChunkGrid.from_dask(first.chunks)
     short = str(getattr(func, "__name__", "apply")).replace("<", "").replace(">", "")
     name = f"{short}-{tokenize(root.token, grid)}"

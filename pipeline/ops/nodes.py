@@ -25,6 +25,7 @@ from pipeline.grid import (
     BlockInfo,
     Boundary,
     ChunkGrid,
+    Georef,
     Window,
     WindowSource,
     padded_read,
@@ -261,6 +262,8 @@ class StepNode(Node):
     """The function holds the GIL throughout (an uncompiled kernel): run it in processes."""
     compile_seconds: float = 0.0
     """Time spent compiling the function in this process, when it is a kernel."""
+    georef: Georef = field(default_factory=Georef)
+    """The georeferencing of the step's image (its inputs'), for ``block_info``."""
 
     @property
     def token(self) -> str:
@@ -327,6 +330,7 @@ class StepNode(Node):
                 image_shape=self.image_shape,
                 depth=self.depth,
                 boundary=str(self.boundary),
+                image_georef=self.georef,
             )
         try:
             result = self.func(*arrays, **kwargs)

@@ -218,3 +218,27 @@ def test_a_windows_transform_places_its_pixels_where_the_images_does(
     assert (xs[0, 0], ys[0, 0]) == pytest.approx(
         georef.affine @ (x0 + 0.5, y0 + 0.5), rel=1e-9, abs=1e-6
     )
+
+
+def test_block_info_places_every_block_in_the_world(tmp_path: Path) -> None:
+    """Each block learns its own transform and the world coordinates of its pixel centres:
+    the chunked result equals the whole image's and rasterio's pixel-centre coordinates."""
+    path = geotiff(tmp_path / "dem.tif", dem())
+    corners: list[tuple[float, float]] = []
+
+    def world(block: np.ndarray, block_info: pipeline.BlockInfo) -> np.ndarray:
+        x, y = block_info.world_coords()
+        assert block_info.crs is not None and "UTM zone 33N" in block_info.crs
+        a, _, c, _, e, f = block_info.transform or (0, 0, 0, 0, 0, 0)
+        corners.append((c, f))
+        assert (a, e) == (30.0, -30.0)
+        return np.stack([x, y], axis=-1)
+
+    image = pipeline.open_image(path, chunks=(32, 48))
+    got = pipeline.apply(world, image, dtype="f8", channels=2).compute()
+    with rasterio.open(path) as ds:
+        rows, cols = np.mgrid[: ds.height, : ds.width]
+        xs, ys = rasterio.transform.xy(ds.transform, rows, cols)  # pixel centres
+    np.testing.assert_array_equal(got[..., 0], np.asarray(xs).reshape(rows.shape))
+    np.testing.assert_array_equal(got[..., 1], np.asarray(ys).reshape(rows.shape))
+    assert (500000.0 + 48 * 30, 6000000.0) in corners  # the block at row 0, column 48
