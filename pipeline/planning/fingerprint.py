@@ -55,7 +55,11 @@ def _describe_step(step: StepNode) -> dict[str, Any]:
     func = step.func
     target = getattr(func, "kernel", None)
     code = getattr(target, "func", None) or getattr(func, "func", None) or func
-    settings = getattr(func, "params", None) if target is not None else step.params
+    settings = (
+        dict(zip(target.parameter_names(), getattr(func, "params", ()), strict=False))
+        if target is not None
+        else step.params
+    )
     finish = getattr(target, "finish", None)
     return {
         "function": step.label,

@@ -346,6 +346,25 @@ def _resume(target: Path, record: RunRecord) -> tuple[ZarrTarget, set[tuple[int,
     return open_target(target, previous.run_id), skip, previous
 
 
+def _change(field: str, old: Any, new: Any) -> str:
+    """One changed field of a step, in words: a setting by its name where both are readable
+    mappings of settings (``cell_size 30.0 -> 10.0``)."""
+    if field == "source":
+        return "its code"
+    if field == "params":
+        import ast
+
+        try:
+            before, after = ast.literal_eval(old), ast.literal_eval(new)
+        except (ValueError, SyntaxError, TypeError):
+            before = after = None
+        if isinstance(before, dict) and isinstance(after, dict):
+            names = [k for k in after if before.get(k) != after[k]]
+            names += [k for k in before if k not in after]
+            return ", ".join(f"{k} {before.get(k)} -> {after.get(k)}" for k in names)
+    return f"{field} {old} -> {new}"
+
+
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What changed between two fingerprints, in words."""
     changes = []
@@ -358,9 +377,7 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         for k, (a, b) in enumerate(zip(old_steps, new_steps, strict=True)):
             fields = [f for f in b if a.get(f) != b[f]]
             if fields:
-                what = ", ".join(
-                    f"{f} {a.get(f)} -> {b[f]}" if f != "source" else "its code" for f in fields
-                )
+                what = ", ".join(_change(f, a.get(f), b[f]) for f in fields)
                 changes.append(f"step {k} ({b['function']}) changed: {what}")
     for key, value in new["layout"].items():
         if old.get("layout", {}).get(key) != value:

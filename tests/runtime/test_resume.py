@@ -175,8 +175,8 @@ def test_resume_of_a_changed_run_is_refused_saying_what_changed(tmp_path: Path) 
     with pytest.raises(
         ResumeError,
         match=r"cannot resume .*o.zarr: the run changed since it was "
-        r"started \(step 0 \(slope\) changed: params \(30.0, 1.0, 0.0\) -> "
-        r"\(10.0, 1.0, 0.0\)\); run without --resume and with --overwrite",
+        r"started \(step 0 \(slope\) changed: cell_size 30.0 -> 10.0\); run without "
+        r"--resume and with --overwrite",
     ):
         pipeline.save(
             pipeline.apply(slope, image, cell_size=10.0),
