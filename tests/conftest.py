@@ -103,3 +103,36 @@ def patch_tag_value(path: Path, tag: str, index: int, value: int) -> None:
 def ramp(shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
     """Distinct, deterministic values: every pixel tells where it came from."""
     return (np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape) * 1.5 + 3).astype(dtype)
+
+
+def geotiff(
+    path: Path,
+    data: np.ndarray,
+    *,
+    crs: str = "EPSG:32633",
+    transform: object = None,
+    nodata: float | None = -9999,
+) -> Path:
+    """Write ``data`` as a tiled GeoTIFF with rasterio (GDAL): by default 30 m pixels in UTM
+    zone 33N from (500000, 6000000), nodata -9999."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    transform = transform if transform is not None else from_origin(500000, 6000000, 30, 30)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=data.shape[0],
+        width=data.shape[1],
+        count=1,
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+        tiled=True,
+        blockxsize=32,
+        blockysize=32,
+    ) as ds:
+        ds.write(data, 1)
+    return path

@@ -13,6 +13,7 @@ import pytest
 import rasterio
 import tifffile
 import zarr
+from conftest import geotiff
 from hypothesis import given
 from hypothesis import strategies as st
 from rasterio.transform import from_origin
@@ -25,33 +26,6 @@ from pipeline.io import open_source
 
 UTM = "EPSG:32633"
 TRANSFORM = from_origin(500000, 6000000, 30, 30)
-
-
-def geotiff(
-    path: Path,
-    data: np.ndarray,
-    *,
-    crs: str = UTM,
-    transform: object = TRANSFORM,
-    nodata: float | None = -9999,
-) -> Path:
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=data.shape[0],
-        width=data.shape[1],
-        count=1,
-        dtype=data.dtype,
-        crs=crs,
-        transform=transform,
-        nodata=nodata,
-        tiled=True,
-        blockxsize=32,
-        blockysize=32,
-    ) as ds:
-        ds.write(data, 1)
-    return path
 
 
 def dem(shape: tuple[int, int] = (96, 128), dtype: str = "float32") -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import from_origin
+from conftest import geotiff
 
 import pipeline
 from pipeline.demo import dem_window
@@ -33,24 +33,7 @@ def dem_with_voids(tmp_path_factory: pytest.TempPathFactory) -> Path:
     z[100:130, 150:200] = -9999  # a void
     z[0:5, 300:320] = -9999  # one touching the image edge
     z[250, 20] = -9999  # a single missing pixel
-    path = folder / "dem.tif"
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=z.shape[0],
-        width=z.shape[1],
-        count=1,
-        dtype="float32",
-        crs="EPSG:32633",
-        transform=from_origin(500000, 6000000, 30, 30),
-        nodata=-9999,
-        tiled=True,
-        blockxsize=64,
-        blockysize=64,
-    ) as ds:
-        ds.write(z, 1)
-    return path
+    return geotiff(folder / "dem.tif", z)
 
 
 @pytest.mark.parametrize("name", ["slope", "aspect", "hillshade"])
