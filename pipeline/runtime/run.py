@@ -359,9 +359,13 @@ def _change(field: str, old: Any, new: Any) -> str:
         except (ValueError, SyntaxError, TypeError):
             before = after = None
         if isinstance(before, dict) and isinstance(after, dict):
-            names = [k for k in after if before.get(k) != after[k]]
-            names += [k for k in before if k not in after]
-            return ", ".join(f"{k} {before.get(k)} -> {after.get(k)}" for k in names)
+            changed = [
+                f"{k} {before[k]} -> {after[k]}" if k in before else f"{k} {after[k]} (new)"
+                for k in after
+                if before.get(k, object()) != after[k]
+            ]
+            changed += [f"{k} {before[k]} (gone)" for k in before if k not in after]
+            return ", ".join(changed)
     return f"{field} {old} -> {new}"
 
 

@@ -44,7 +44,7 @@ def test_every_changed_part_is_named() -> None:
     )
     assert differences(BEFORE, after) == [
         "an input file changed (path, size or modification time)",
-        "step 0 (slope) changed: its code, z None -> 2",
+        "step 0 (slope) changed: its code, z 2 (new)",
         "the output chunks changed ([5, 5] -> [10, 10])",
         "pipeline changed from 1.0 to 1.1",
     ]
