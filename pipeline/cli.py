@@ -112,11 +112,13 @@ def _parser() -> argparse.ArgumentParser:
 
     export = command(
         "export",
-        "export an output to a pyramidal OME-TIFF",
-        "Write an image and all its pyramid levels to a tiled OME-TIFF, tile by tile.",
+        "export an output to a COG (georeferenced) or a pyramidal OME-TIFF",
+        "Write an image and all its pyramid levels to a TIFF, tile by tile: a Cloud-Optimized "
+        "GeoTIFF with its CRS, transform and nodata when it is georeferenced, else a tiled "
+        "OME-TIFF.",
     )
     export.add_argument("path", help="Zarr output (or any image)")
-    export.add_argument("--out", required=True, help="OME-TIFF file to write")
+    export.add_argument("--out", required=True, help="TIFF file to write")
     export.add_argument("--tile", type=int, default=512, help="tile side (multiple of 16)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing file")
     export.set_defaults(handler=_export)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.errors import ArgumentError
+from pipeline.export_cog import write_cog
 from pipeline.grid import Window
 from pipeline.io import open_source
 from pipeline.io.base import prepare_file_output
@@ -62,9 +63,14 @@ def export_tiff(
     compression: str = "zstd",
     overwrite: bool = False,
 ) -> Path:
-    """Write the image at ``path`` (every pyramid level it has) to an OME-TIFF at ``target``:
-    tiled, BigTIFF, the reduced levels as SubIFDs, streamed tile by tile so that memory stays
-    bounded; written to a temporary name and renamed when complete."""
+    """Write the image at ``path`` (every pyramid level it has) to a TIFF at ``target``,
+    streamed tile by tile so that memory stays bounded, written to a temporary name and
+    renamed when complete.
+
+    A georeferenced image becomes a Cloud-Optimized GeoTIFF with its CRS, transform and nodata,
+    its stored levels as overviews (`pipeline.export_cog`); any other an OME-TIFF: tiled,
+    BigTIFF, the reduced levels as SubIFDs.
+    """
     import tifffile
 
     path, target = Path(path), Path(target)
@@ -78,8 +84,12 @@ def export_tiff(
     levels = [_Level(path, k) for k in range(first.levels)]
     channels = len(first.shape) == 3
     partial = target.with_name(target.name + ".partial")
+    georef = getattr(first, "georef", None)
     try:
-        _write(tifffile, partial, levels, tile, compression, channels=channels)
+        if georef is not None and (georef.crs is not None or georef.transform is not None):
+            write_cog([lv.source for lv in levels], georef, partial, tile, compression)
+        else:
+            _write(tifffile, partial, levels, tile, compression, channels=channels)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

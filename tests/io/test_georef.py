@@ -216,3 +216,33 @@ def test_block_info_places_every_block_in_the_world(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got[..., 0], np.asarray(xs).reshape(rows.shape))
     np.testing.assert_array_equal(got[..., 1], np.asarray(ys).reshape(rows.shape))
     assert (500000.0 + 48 * 30, 6000000.0) in corners  # the block at row 0, column 48
+
+
+def test_a_georeferenced_output_exports_to_a_valid_cog(tmp_path: Path) -> None:
+    """`pipeline export` of a georeferenced output writes a Cloud-Optimized GeoTIFF: valid for
+    rio-cogeo's validator, with the input's CRS, transform and nodata, and the stored pyramid
+    as its overviews, pixel for pixel."""
+    from rio_cogeo.cogeo import cog_validate
+
+    from pipeline.cli import main
+
+    source = geotiff(tmp_path / "dem.tif", dem((200, 300)))
+    out = tmp_path / "o.zarr"
+    pipeline.save(pipeline.open_image(source, chunks=64), out, progress=False, pyramid=2)
+    assert main(["export", str(out), "--out", str(tmp_path / "o.tif"), "--tile", "64"]) == 0
+    valid, errors, warnings_ = cog_validate(str(tmp_path / "o.tif"))
+    assert valid and not errors and not warnings_
+    stored = zarr.open_group(out, mode="r")
+    with rasterio.open(tmp_path / "o.tif") as ds, rasterio.open(source) as src:
+        assert (ds.crs, ds.transform) == (src.crs, src.transform)
+        assert math.isnan(ds.nodata)
+        assert ds.overviews(1) == [2, 4]
+        assert ds.block_shapes == [(64, 64)]
+        np.testing.assert_array_equal(ds.read(1), stored["0"][:])
+        for k, factor in ((1, 2), (2, 4)):
+            shape = stored[str(k)].shape
+            np.testing.assert_array_equal(
+                ds.read(1, out_shape=shape, resampling=rasterio.enums.Resampling.nearest),
+                stored[str(k)][:],
+            )
+            assert shape == (math.ceil(200 / factor), math.ceil(300 / factor))
