@@ -13,7 +13,7 @@ import numpy as np
 from pipeline.errors import ArgumentError, BoundaryWarning, KernelCompileError
 from pipeline.grid import Boundary, ChunkGrid, normalize_depth, unsafe_cast_reason
 from pipeline.ops.checks import check_images, check_output_dtype
-from pipeline.ops.geometry import cell_size_from
+from pipeline.ops.geometry import cell_size_from, geographic, per_row_spacing
 from pipeline.ops.kernels import Kernel, KernelBlock, warn_uncompiled
 from pipeline.ops.nodes import (
     BLOCK_INFO_KEYWORD,
@@ -119,7 +119,8 @@ def apply(
         bound.check_value(array.dtype)
     compile_seconds = 0.0
     if kernel is not None:
-        params = {**cell_size_from(kernel, arrays, params), **params}
+        derived = cell_size_from(kernel, arrays, params)
+        params = {**derived, **params}
         func, dtype, channels, compile_seconds = _bind_kernel(
             kernel,
             arrays,
@@ -129,6 +130,8 @@ def apply(
             channels=channels,
             params=params,
         )
+        if derived and geographic(arrays):  # ground distances change with latitude
+            func = dataclasses.replace(func, per_row=per_row_spacing(kernel))
         params = {}
     out_dtype = np.dtype(first.dtype if dtype is None else dtype)
     out_shape = _output_shape(shape2d, first.shape, channels)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from pipeline.ops.kernels import Kernel
 
-__all__ = ["cell_size_from"]
+__all__ = ["cell_size_from", "geographic", "per_row_spacing"]
 
 
 def cell_size_from(kernel: Kernel, arrays: list[da.Array], given: dict[str, Any]) -> dict[str, Any]:
@@ -39,15 +39,36 @@ def cell_size_from(kernel: Kernel, arrays: list[da.Array], given: dict[str, Any]
         )
         raise ArgumentError(msg)
     if georef.crs is not None and is_geographic(georef.crs):
-        msg = (
-            f"{kernel.pipeline_label}: the image is in degrees ({georef.crs.split('[', 1)[0]}"
-            "...), where the ground distance between pixels changes with latitude; reproject "
-            "it to a projected CRS in metres first (gdalwarp -t_srs), or give cell_size in "
-            "metres for a small area"
-        )
-        raise ArgumentError(msg)
+        if not per_row_spacing(kernel):
+            msg = (
+                f"{kernel.pipeline_label}: the image is in degrees, where the ground distance "
+                "between pixels changes with latitude, and this kernel takes one cell size; "
+                "reproject it to a projected CRS in metres first (gdalwarp -t_srs), or give "
+                "cell_size in metres for a small area"
+            )
+            raise ArgumentError(msg)
+        # Placeholders, replaced row by row with the ground distances in metres (KernelBlock).
+        return {"cell_size": 1.0, "cell_size_y": 1.0}
     dy, dx = georef.pixel_size or (1.0, 1.0)
     found: dict[str, Any] = {"cell_size": dx}
     if dy != dx and "cell_size_y" in names:
         found["cell_size_y"] = dy
     return found
+
+
+def per_row_spacing(kernel: Kernel) -> tuple[int, int] | None:
+    """Where ``kernel`` takes ``cell_size`` and ``cell_size_y`` among its settings, if it takes
+    both as plain settings: then a geographic image gets them row by row."""
+    if kernel.settings is not None:
+        return None
+    names = kernel.parameter_names()
+    if "cell_size" not in names or "cell_size_y" not in names:
+        return None
+    return names.index("cell_size"), names.index("cell_size_y")
+
+
+def geographic(arrays: list[da.Array]) -> bool:
+    """Whether the image is on a geographic CRS (degrees)."""
+    program = program_of(arrays[0])
+    georef = georef_of(program.root if program is not None else None)
+    return georef.crs is not None and is_geographic(georef.crs)

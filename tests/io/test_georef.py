@@ -246,3 +246,41 @@ def test_a_georeferenced_output_exports_to_a_valid_cog(tmp_path: Path) -> None:
                 stored[str(k)][:],
             )
             assert shape == (math.ceil(200 / factor), math.ceil(300 / factor))
+
+
+@pytest.mark.parametrize("direction", ["east", "south"])
+def test_slope_on_a_geographic_grid_is_measured_on_the_ellipsoid(
+    tmp_path: Path, direction: str
+) -> None:
+    """A planar ramp of 10 degrees laid out on a 1-arc-second grid near 60 degrees north, its
+    elevations from geodesic distances: the slope comes out as 10 degrees whichever way it
+    runs. gdaldem's one 111120 m per degree would make the east-west one about 5 degrees."""
+    from pyproj import Geod
+
+    second = 1 / 3600
+    rows, cols = 60, 80
+    lat = 60.05 - second * (np.arange(rows) + 0.5)
+    lon = 10.0 + second * (np.arange(cols) + 0.5)
+    geod = Geod(ellps="WGS84")
+    tangent = math.tan(math.radians(10.0))
+    if direction == "east":
+        lons, lats = np.meshgrid(lon, lat)
+        _, _, distance = geod.inv(np.full_like(lons, lon[0]), lats, lons, lats)
+    else:
+        lons, lats = np.meshgrid(lon, lat)
+        _, _, distance = geod.inv(lons, np.full_like(lats, lat[0]), lons, lats)
+    z = (tangent * np.asarray(distance)).astype("float64")
+    path = geotiff(
+        tmp_path / "ramp.tif",
+        z,
+        crs="EPSG:4326",
+        transform=from_origin(10.0, 60.05, second, second),
+        nodata=None,
+    )
+    from pipeline.ops import terrain_kernels
+
+    image = pipeline.open_image(path, chunks=(16, 32))
+    slope = pipeline.apply(terrain_kernels.slope, image).compute()
+    inner = slope[1:-1, 1:-1]  # the edges are missing, as in gdaldem
+    assert np.abs(inner - 10.0).max() < 0.01
+    assert np.isnan(slope[0]).all() and np.isnan(slope[:, -1]).all()

@@ -11,6 +11,8 @@ from pipeline.errors import PerformanceWarning
 from pipeline.ops.kernels.kernel import Kernel, finish_strip_rows
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
     from numpy.typing import NDArray
 
@@ -35,6 +37,9 @@ class KernelBlock:
     """False when running the Python function as it is (``uncompiled``)."""
     loop_dtype: np.dtype[Any] | None = None
     """What the per-pixel loop stores before the kernel's ``finish`` (``None``: no finish)."""
+    per_row: tuple[int, int] | None = None
+    """On a geographic image: where ``cell_size`` and ``cell_size_y`` sit in ``params``,
+    replaced row by row with the ground distances between pixel centres on the ellipsoid."""
 
     def temporary_nbytes(self, shape: tuple[int, int]) -> int:
         """For the memory projection: what a block of ``shape`` holds besides its inputs and
@@ -64,7 +69,25 @@ class KernelBlock:
             channels=self.channels,
             compiled=self.compiled,
             loop_dtype=self.loop_dtype,
+            row_params=self._row_params(block_info),
         )
+
+    def _row_params(self, info: BlockInfo) -> Callable[[int], tuple[Any, ...]] | None:
+        """The settings of each row of the block (its index from the block's first core row),
+        when they change from row to row."""
+        if self.per_row is None:
+            return None
+        from pipeline.grid.crs import ground_spacing
+
+        dx, dy = ground_spacing(info.image_georef, range(info.core.y0, info.core.y1))
+        at_x, at_y = self.per_row
+        base = list(self.params)
+
+        def params(row: int) -> tuple[Any, ...]:
+            base[at_x], base[at_y] = float(dx[row]), float(dy[row])
+            return tuple(base)
+
+        return params
 
 
 def warn_uncompiled(

@@ -259,11 +259,14 @@ class Kernel:
         channels: int | None,
         compiled: bool = True,
         loop_dtype: np.dtype[Any] | None = None,
+        row_params: Callable[[int], tuple[Any, ...]] | None = None,
     ) -> NDArray[Any]:
         """Evaluate the kernel on every core pixel of one block.
 
         With ``finish``, the loop's values (``loop_dtype``) are made and finished a strip of
         rows at a time (see :func:`finish_strip_rows`), each strip written into the output.
+        With ``row_params``, each row runs with its own settings (``row_params(row)``, row
+        counted from the block's first core row).
         """
         for block in blocks:
             if block.ndim != 2:
@@ -279,15 +282,26 @@ class Kernel:
         arrays = [np.ascontiguousarray(b, dtype=kernel_dtype(b.dtype)) for b in blocks]
         y0, x0 = info.core.y0, info.core.x0
         out = np.empty(shape, dtype=out_dtype)
+
+        def fill(values: NDArray[Any], start: int) -> None:
+            """The loop's values of rows ``start`` on, as many as ``values`` holds."""
+            if row_params is None:
+                loop(kernel, *arrays, values, top + start, left, y0 + start, x0, params)
+                return
+            for r in range(values.shape[0]):
+                row = start + r
+                at = (top + row, left, y0 + row, x0, row_params(row))
+                loop(kernel, *arrays, values[r : r + 1], *at)
+
         if self.finish is None:
-            loop(kernel, *arrays, out, top, left, y0, x0, params)
+            fill(out, 0)
             return out
         values_dtype = out_dtype if loop_dtype is None else loop_dtype
         rows = finish_strip_rows(shape, values_dtype)
         values = np.empty((min(rows, shape[0]), *shape[1:]), dtype=values_dtype)
         for start in range(0, shape[0], rows):
             strip = values[: min(rows, shape[0] - start)]
-            loop(kernel, *arrays, strip, top + start, left, y0 + start, x0, params)
+            fill(strip, start)
             finished = np.asarray(self.finish(strip))
             if finished.shape != strip.shape:
                 msg = (
