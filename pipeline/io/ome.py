@@ -53,34 +53,74 @@ def multiscales(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def axes(channels: bool) -> list[dict[str, str]]:
-    """The axes of an output: ``c`` (with ``channels``), ``y``, ``x``."""
+def axes(channels: bool, unit: str | None = None) -> list[dict[str, str]]:
+    """The axes of an output: ``c`` (with ``channels``), ``y``, ``x`` (in ``unit``, if the
+    pixels have a physical size)."""
     found: list[dict[str, str]] = [{"name": "c", "type": "channel"}] if channels else []
-    return [*found, {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    space = {"type": "space", **({"unit": unit} if unit else {})}
+    return [*found, {"name": "y", **space}, {"name": "x", **space}]
 
 
-def _dataset(level: int, ndim: int) -> dict[str, Any]:
+_NGFF_UNITS = {"metre": "meter", "meter": "meter", "micrometer": "micrometer"}
+"""Units of pixel sizes as NGFF (UDUNITS-2) names them; others are left out."""
+
+
+def physical(georef: Georef | None) -> tuple[float, float, float, float, str] | None:
+    """``(dy, dx, y0, x0, unit)``: the pixel size and the corner of a north-up or
+    microscopy image in a unit NGFF names (meters of a projected CRS, micrometers of a
+    microscope), measured down and right from its top-left corner; ``None`` otherwise."""
+    if georef is None or georef.transform is None or not georef.is_rectilinear:
+        return None
+    unit = georef.unit
+    if georef.crs is not None:
+        from pipeline.grid.crs import is_geographic, linear_unit_metres
+
+        if is_geographic(georef.crs) or linear_unit_metres(georef.crs) != 1.0:
+            return None
+        unit = "meter"
+    name = _NGFF_UNITS.get(unit or "")
+    if name is None:
+        return None
+    a, _, c, _, e, f = georef.transform
+    # Viewers draw rows downwards: a north-up raster's y is measured down from its top edge.
+    y0 = f if e > 0 else 0.0
+    return abs(e), abs(a), y0, c, name
+
+
+def _dataset(level: int, ndim: int, georef: Georef | None = None) -> dict[str, Any]:
     """A multiscales dataset entry: level ``k`` is downsampled by 2**k along Y and X. A pixel
     of level ``k`` covers 2**k pixels of level 0 along each axis, so its centre is half of
-    that less half a pixel further on: ``(2**k - 1) / 2``."""
+    that less half a pixel further on: ``(2**k - 1) / 2``. With a physical pixel size, scale
+    and translation are in its unit (and the centre of level 0's first pixel is half a pixel
+    from the corner)."""
     factor = float(2**level)
     lead = [1.0] if ndim == 3 else []
-    transforms: list[dict[str, Any]] = [{"type": "scale", "scale": [*lead, factor, factor]}]
-    if level:
-        shift = (factor - 1) / 2
-        transforms.append({"type": "translation", "translation": [0.0] * len(lead) + [shift] * 2})
+    size = physical(georef)
+    dy, dx, y0, x0 = size[:4] if size else (1.0, 1.0, 0.0, 0.0)
+    transforms: list[dict[str, Any]] = [
+        {"type": "scale", "scale": [*lead, dy * factor, dx * factor]}
+    ]
+    if level or size:
+        shift = (factor - 1) / 2 + (0.5 if size else 0.0)
+        offset = [y0 + dy * shift, x0 + dx * shift] if size else [shift, shift]
+        transforms.append({"type": "translation", "translation": [0.0] * len(lead) + offset})
     return {"path": str(level), "coordinateTransformations": transforms}
 
 
 def group_metadata(
-    name: str, ndim: int, ngff: str, downsampling: dict[str, Any] | None = None
+    name: str,
+    ndim: int,
+    ngff: str,
+    downsampling: dict[str, Any] | None = None,
+    georef: Georef | None = None,
 ) -> dict[str, Any]:
     """The group attributes of a new output with one level, ``"0"``."""
     check_ngff(ngff)
+    size = physical(georef)
     entry = {
         "name": name,
-        "axes": axes(ndim == 3),
-        "datasets": [_dataset(0, ndim)],
+        "axes": axes(ndim == 3, size[4] if size else None),
+        "datasets": [_dataset(0, ndim, georef)],
         **(downsampling or {}),
     }
     if ngff == "0.4":
@@ -88,13 +128,13 @@ def group_metadata(
     return {"ome": {"version": ngff, "multiscales": [entry]}}
 
 
-def add_dataset(attrs: dict[str, Any], level: int, ndim: int) -> bool:
+def add_dataset(attrs: dict[str, Any], level: int, ndim: int, georef: Georef | None = None) -> bool:
     """Add level ``level`` to the multiscales of ``attrs`` (in place); False if it was there."""
     holder: Any = attrs.get("ome", attrs)
     datasets: list[dict[str, Any]] = holder["multiscales"][0]["datasets"]
     if any(d["path"] == str(level) for d in datasets):
         return False
-    datasets.append(_dataset(level, ndim))
+    datasets.append(_dataset(level, ndim, georef))
     return True
 
 

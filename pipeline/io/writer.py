@@ -240,7 +240,7 @@ def create_target(
     """
     import zarr
 
-    metadata = group_metadata(name or path.stem, len(shape), ngff, downsampling)
+    metadata = group_metadata(name or path.stem, len(shape), ngff, downsampling, georef)
     check_not_foreign(path, ours=(LOCK_FILE,))
     content = [p for p in path.iterdir() if p.name != LOCK_FILE] if path.exists() else []
     if content:
@@ -321,7 +321,7 @@ def add_level(target: ZarrTarget, level: int, chunks: tuple[int, int]) -> ZarrTa
         child.create_array()
     group = zarr.open_group(store=str(target.path), mode="r+")
     attrs: dict[str, Any] = dict(group.attrs)
-    if add_dataset(attrs, level, len(shape)):
+    if add_dataset(attrs, level, len(shape), target.georef):
         group.attrs.update(attrs)
     return child
 

@@ -284,3 +284,41 @@ def test_slope_on_a_geographic_grid_is_measured_on_the_ellipsoid(
     inner = slope[1:-1, 1:-1]  # the edges are missing, as in gdaldem
     assert np.abs(inner - 10.0).max() < 0.01
     assert np.isnan(slope[0]).all() and np.isnan(slope[:, -1]).all()
+
+
+@pytest.mark.parametrize(
+    ("make", "unit", "size", "corner"),
+    [
+        ("ome", "micrometer", (0.5, 0.65), (0.0, 0.0)),
+        ("geotiff", "meter", (30.0, 30.0), (0.0, 500000.0)),
+    ],
+)
+def test_ome_zarr_viewers_get_the_physical_pixel_size(
+    tmp_path: Path, make: str, unit: str, size: tuple[float, float], corner: tuple[float, float]
+) -> None:
+    """The multiscales' scale and translation are in the pixel's unit, so that OME-Zarr
+    viewers show physical sizes; every level's pixel is twice the one below."""
+    if make == "ome":
+        path = tmp_path / "cells.ome.tif"
+        tifffile.imwrite(
+            path,
+            np.zeros((40, 60), "f4"),
+            metadata={"PhysicalSizeX": 0.65, "PhysicalSizeY": 0.5, "PhysicalSizeXUnit": "µm"},
+        )
+    else:
+        path = geotiff(tmp_path / "dem.tif", dem((40, 60)))
+    out = tmp_path / "o.zarr"
+    pipeline.save(pipeline.open_image(path), out, progress=False, pyramid=1)
+    entry = zarr.open_group(out, mode="r").attrs["ome"]["multiscales"][0]
+    assert [a.get("unit") for a in entry["axes"]] == [unit, unit]
+    for level, dataset in enumerate(entry["datasets"]):
+        scale, translation = (
+            t.get("scale") or t.get("translation") for t in dataset["coordinateTransformations"]
+        )
+        k = 2**level
+        assert scale == [size[0] * k, size[1] * k]
+        # The centre of the level's first pixel, half of its own pixel from the corner.
+        assert translation == pytest.approx(
+            [corner[0] + size[0] * k / 2, corner[1] + size[1] * k / 2]
+        )
+    assert open_source(out, level=1).georef.pixel_size == (size[0] * 2, size[1] * 2)
