@@ -246,6 +246,12 @@ def test_a_georeferenced_output_exports_to_a_valid_cog(tmp_path: Path) -> None:
                 stored[str(k)][:],
             )
             assert shape == (math.ceil(200 / factor), math.ceil(300 / factor))
+    rioxarray = pytest.importorskip("rioxarray")
+    cog = rioxarray.open_rasterio(tmp_path / "o.tif")  # GeoTIFF -> Zarr -> COG, in xarray
+    with rasterio.open(source) as src:
+        assert cog.rio.crs == src.crs
+        assert cog.rio.transform() == src.transform
+    assert math.isnan(cog.rio.nodata)
 
 
 @pytest.mark.parametrize("direction", ["east", "south"])
