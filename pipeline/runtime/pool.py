@@ -64,9 +64,23 @@ def _worker_signals() -> None:
     stopped worker exits as Python does, running its finalizers (a library's semaphore left
     registered would be reported as leaked when the run ends)."""
     import signal
+    import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit)
+    sys.unraisablehook = _stop_if_told
+
+
+def _stop_if_told(unraisable: Any) -> None:
+    """A stop (SIGTERM's SystemExit) that lands in a finalizer or a weakref callback, where
+    Python prints "Exception ignored" and carries on: stop now, quietly, as asked."""
+    import os
+    import sys
+
+    if isinstance(unraisable.exc_value, SystemExit):
+        code = unraisable.exc_value.code
+        os._exit(code if isinstance(code, int) else 1)
+    sys.__unraisablehook__(unraisable)
 
 
 def _warm_up() -> None:

@@ -88,3 +88,25 @@ def test_issue_15_a_bad_tile_cache_setting_is_one_line(tmp_path: Path, value: st
         "megabytes, 0 or more, such as 128 (or unset it)"
     )
     assert done.stderr.strip().splitlines() == [expected]
+
+
+def test_a_stop_that_lands_in_a_finalizer_still_stops_the_worker_quietly() -> None:
+    """SIGTERM's SystemExit raised inside a weakref callback is "ignored" by Python, which
+    prints a traceback and runs on; a pool worker stops at once instead, saying nothing."""
+    code = (
+        "import sys, weakref\n"
+        "from pipeline.runtime.pool import _worker_signals\n"
+        "_worker_signals()\n"
+        "class A: pass\n"
+        "def stop(_):\n"
+        "    raise SystemExit(143)\n"
+        "a = A()\n"
+        "r = weakref.ref(a, stop)\n"
+        "del a\n"
+        "print('ran on')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 143
+    assert done.stdout == "" and "Exception ignored" not in done.stderr
