@@ -98,6 +98,9 @@ def test_issue_15_two_runs_one_output_the_second_is_refused_naming_the_first(
         assert first.poll() is None, first.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    # The run itself: the command's forked child, which writes the output (read while A runs).
+    writer = json.loads((project / "out.zarr" / LOCK_FILE).read_text())["pid"]
+    assert _parent_of(writer) == first.pid
     second = subprocess.run(
         [sys.executable, "-m", "pipeline", "run", "b.yaml", "--quiet", "--overwrite"],
         cwd=project,
@@ -109,9 +112,6 @@ def test_issue_15_two_runs_one_output_the_second_is_refused_naming_the_first(
     assert second.returncode == 2, second.stderr
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1, second.stderr
-    # The run itself: the command's forked child, which writes the output.
-    writer = json.loads((project / "out.zarr" / LOCK_FILE).read_text())["pid"]
-    assert _parent_of(writer) == first.pid
     assert f"process {writer} on {socket.gethostname()}" in lines[0]
     assert "is being written by another run" in lines[0]
     _, err = first.communicate(timeout=240)
