@@ -212,14 +212,19 @@ def _compute(
 
 @contextlib.contextmanager
 def _timed(job: Job) -> Iterator[Watch]:
-    """Stop the run, naming the block, when a block runs past ``job.options.block_timeout``."""
-    with watch_blocks(job.target, job.options.block_timeout) as watch:
-        try:
+    """Stop the run, naming the block, when a block runs past ``job.options.block_timeout``.
+
+    The watchdog's interrupt may land as the run ends, while the watchdog is stopped: caught
+    around the whole watch, not only around the work."""
+    seen: list[Watch] = []
+    try:
+        with watch_blocks(job.target, job.options.block_timeout) as watch:
+            seen.append(watch)
             yield watch
-        except KeyboardInterrupt:
-            if watch.expired:
-                raise watch.error() from None
-            raise
+    except KeyboardInterrupt:
+        if seen and seen[0].expired:
+            raise seen[0].error() from None
+        raise
 
 
 def _report(
