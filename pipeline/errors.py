@@ -41,6 +41,7 @@ __all__ = [
     "SourceNotFoundError",
     "UnsupportedSourceError",
     "WorkerDiedError",
+    "WorkerStopped",
     "did_you_mean",
 ]
 
@@ -168,6 +169,11 @@ class SchedulerError(PipelineError, ValueError):
 class WorkerDiedError(SchedulerError):
     """A worker process ended abruptly in the middle of a task (``os._exit``, a crash in
     native code, killed, out of memory)."""
+
+
+class WorkerStopped(SystemExit):
+    """A worker process was told to stop (SIGTERM) while it ran a block: never the block
+    function's failure, and never caught as one; the worker ends."""
 
 
 class PipelineWarning(UserWarning):

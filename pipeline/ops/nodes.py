@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.errors import BlockFunctionError, BlockShapeError
+from pipeline.errors import BlockFunctionError, BlockShapeError, WorkerStopped
 from pipeline.grid import (
     BlockInfo,
     Boundary,
@@ -334,6 +334,8 @@ class StepNode(Node):
             )
         try:
             result = self.func(*arrays, **kwargs)
+        except WorkerStopped:
+            raise  # the worker was told to stop: not the function's failure
         except (Exception, SystemExit) as exc:  # sys.exit() in a function ends no run quietly
             msg = (
                 f"{self.label} failed on the block at pixels {window} (rows {window.y0}-"

@@ -98,15 +98,19 @@ def _exit(signum: int, frame: object) -> None:
     import logging
 
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
-    raise SystemExit(128 + signum)
+    from pipeline.errors import WorkerStopped
+
+    raise WorkerStopped(128 + signum)
 
 
 def _terminate(pool: Any) -> None:
     """Stop a process pool's workers now (concurrent.futures only awaits them)."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
+    # Workers first: a worker that found its queue closed by the shutdown would print the
+    # traceback of that on its way out.
     for process in processes:
         process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.join(timeout=3)
         if process.is_alive():
