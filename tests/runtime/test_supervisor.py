@@ -22,7 +22,7 @@ import tifffile
 import zarr
 
 from pipeline.demo import write_dem
-from pipeline.io.lock import LOCK_FILE
+from pipeline.io.lock import LOCK_FILE, process_gone
 from pipeline.runtime.supervisor import death_message
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="supervision needs fork")
@@ -154,17 +154,9 @@ def test_killing_the_command_kills_the_run_it_supervises(tmp_path: Path) -> None
     proc.kill()  # the parent alone
     proc.communicate(timeout=30)
     deadline = time.monotonic() + 10
-    while _alive(owner):
+    while not process_gone(owner):
         assert time.monotonic() < deadline, "the run outlived the command"
         time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:  # noqa: PTH123
-            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize(
