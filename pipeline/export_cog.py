@@ -20,7 +20,12 @@ from pipeline.grid import Window
 if TYPE_CHECKING:
     from pipeline.grid import Georef
 
-__all__ = ["write_cog"]
+__all__ = ["GDAL_CACHE_MB", "write_cog"]
+
+GDAL_CACHE_MB = 64
+"""GDAL's block cache while exporting, in MB. Its default, 5% of the machine's memory, would
+grow with the image up to that share; the copy reads each tile once, so a small cache costs
+nothing."""
 
 _GDAL_TYPES = {
     "uint8": "Byte",
@@ -43,7 +48,10 @@ def write_cog(
     import rasterio
     import rasterio.shutil
 
-    with tempfile.TemporaryDirectory(prefix=".cog-", dir=partial.parent) as folder:
+    with (
+        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB),
+        tempfile.TemporaryDirectory(prefix=".cog-", dir=partial.parent) as folder,
+    ):
         files = []
         for k, level in enumerate(levels):
             files.append(Path(folder) / f"level{k}.tif")
@@ -58,6 +66,7 @@ def write_cog(
             COMPRESS=compression.upper(),
             OVERVIEWS="FORCE_USE_EXISTING",
             BIGTIFF="IF_SAFER",
+            NUM_THREADS="ALL_CPUS",
         )
 
 

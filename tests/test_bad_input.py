@@ -303,7 +303,10 @@ CASES = [
         "output: {path: o.zarr}\n",
         r"run.yaml:3: steps.0.function: numba cannot compile kernels.py:label: Untyped global "
         r"name 'helper'",
-        make=with_kernels("def helper(v):\n    return v\n\ndef label(v):\n    return helper(v)\n"),
+        make=with_kernels(  # a plain function it would compile; an object it cannot call
+            "class Helper:\n    def __call__(self, v):\n        return v\n\n"
+            "helper = Helper()\n\ndef label(v):\n    return helper(v)\n"
+        ),
     ),
     Case(
         "output-is-a-file",

@@ -13,7 +13,7 @@ import numpy as np
 from pipeline.errors import ArgumentError, BoundaryWarning, KernelCompileError
 from pipeline.grid import Boundary, ChunkGrid, normalize_depth, unsafe_cast_reason
 from pipeline.ops.checks import check_images, check_output_dtype
-from pipeline.ops.geometry import cell_size_from, geographic, per_row_spacing
+from pipeline.ops.geometry import cell_size_from, geographic, per_row_spacing, require_transform
 from pipeline.ops.kernels import Kernel, KernelBlock, warn_uncompiled
 from pipeline.ops.nodes import (
     BLOCK_INFO_KEYWORD,
@@ -108,6 +108,7 @@ def apply(
     shape2d = (int(first.shape[0]), int(first.shape[1]))
     kernel = func if isinstance(func, Kernel) else None
     if kernel is not None:
+        kernel = kernel.variant_for(params)
         depth = kernel.depth(params) if depth is None else depth
         if boundary is None and kernel.boundary is None and kernel.kind == "neighbourhood":
             _warn_default_boundary(kernel, kernel.depth(params))
@@ -119,6 +120,7 @@ def apply(
         bound.check_value(array.dtype)
     compile_seconds = 0.0
     if kernel is not None:
+        require_transform(kernel, arrays)
         derived = cell_size_from(kernel, arrays, params)
         params = {**derived, **params}
         func, dtype, channels, compile_seconds = _bind_kernel(

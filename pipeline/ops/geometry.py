@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from pipeline.ops.kernels import Kernel
 
-__all__ = ["cell_size_from", "geographic", "per_row_spacing"]
+__all__ = ["cell_size_from", "geographic", "per_row_spacing", "require_transform"]
 
 
 def cell_size_from(kernel: Kernel, arrays: list[da.Array], given: dict[str, Any]) -> dict[str, Any]:
@@ -72,3 +72,18 @@ def geographic(arrays: list[da.Array]) -> bool:
     program = program_of(arrays[0])
     georef = georef_of(program.root if program is not None else None)
     return georef.crs is not None and is_geographic(georef.crs)
+
+
+def require_transform(kernel: Kernel, arrays: list[da.Array]) -> None:
+    """Refuse, before anything runs, a kernel that takes world coordinates on an image
+    without a transform."""
+    if kernel.coords != "world":
+        return
+    program = program_of(arrays[0])
+    if georef_of(program.root if program is not None else None).transform is None:
+        msg = (
+            f"kernel {kernel.pipeline_label} takes world coordinates (coords='world') but the "
+            "image has no georeferencing (no transform); open a georeferenced image (a "
+            "GeoTIFF, a GeoZarr), or use coords=True for pixel coordinates"
+        )
+        raise ArgumentError(msg)

@@ -37,15 +37,129 @@ def degrees_of_arctan(tangent: NDArray[Any]) -> NDArray[Any]:
     return tangent
 
 
-# The Horn kernels below follow gdaldem, the field's reference, by default: a pixel whose 3x3
-# window holds a missing value (NaN, nodata read as NaN, or beyond the image edge, where the
-# boundary is NaN) is missing too. Horn's sums leave out the centre, so it is checked itself;
-# NaN in any neighbour makes the sums NaN. ``cell_size`` is the distance between pixel centres
-# along a row (x), ``cell_size_y`` along a column (0: the same), in the unit of the
-# elevations; `apply` fills them in from a georeferenced image's transform.
+# The Horn kernels below follow gdaldem, the field's reference. By default a pixel whose 3x3
+# window holds a missing value (NaN, or nodata read as NaN) or reaches past the image edge
+# (boundary ``nan``) is missing too. With ``compute_edges`` they compute those pixels as
+# ``gdaldem -compute_edges`` does: a missing neighbour takes the centre's value, and a row or
+# column beyond the image edge is extrapolated linearly from the two inside it. That mode is
+# a variant compiled on its own, with boundary ``none`` (the arrays end at the image edge, so
+# the window tells the edge from a void); the usual loop keeps no branch for it and stays
+# vectorised. ``cell_size`` is the distance between pixel centres along a row (x),
+# ``cell_size_y`` along a column (0: the same), in the unit of the elevations; `apply` fills
+# them in from a georeferenced image's transform. The helpers are compiled with the kernels.
 
 
-@neighbourhood(radius=1, boundary="nan", finish=degrees_of_arctan)
+def horn_gradient(  # noqa: PLR0917 - a helper compiled with the kernels
+    z: Image, i: int, j: int, cell_size: float, cell_size_y: float, compute_edges: bool
+) -> tuple[float, float]:
+    """Horn's (1981) weighted differences ``(dz/dx, dz/dy)`` at pixel ``(i, j)``, x east and
+    y south: NaN when the pixel is missing or, without ``compute_edges``, when its window is
+    incomplete. Kernels pass ``compute_edges`` as a constant, which compiles the other mode
+    away."""
+    if compute_edges:
+        a, b, c, d, e, f, g, h, k = _window_with_edges(z, i, j)
+    else:
+        a, b, c = z[i - 1, j - 1], z[i - 1, j], z[i - 1, j + 1]
+        d, e, f = z[i, j - 1], z[i, j], z[i, j + 1]
+        g, h, k = z[i + 1, j - 1], z[i + 1, j], z[i + 1, j + 1]
+    if math.isnan(e):
+        return math.nan, math.nan
+    dy = cell_size_y if cell_size_y > 0.0 else cell_size
+    dzdx = ((c + 2.0 * f + k) - (a + 2.0 * d + g)) / (8.0 * cell_size)
+    dzdy = ((g + 2.0 * h + k) - (a + 2.0 * b + c)) / (8.0 * dy)
+    return dzdx, dzdy
+
+
+def _window_with_edges(z: Image, i: int, j: int) -> tuple[float, ...]:
+    """The 3x3 window around ``(i, j)`` as ``gdaldem -compute_edges`` builds it, on arrays that
+    end at the image edge (boundary ``none``). On the image's first and last rows the row
+    beyond the edge is extrapolated and the columns beyond it repeat the edge column; on the
+    other rows the column beyond the edge is extrapolated. A missing value then takes the
+    centre's (all NaN when the image is a single row or column, which gdaldem leaves empty)."""
+    height, width = z.shape
+    e = z[i, j]
+    w = np.full(9, np.nan)
+    if height > 1 and width > 1:
+        edge_row = i in {0, height - 1}
+        for di in range(-1, 2):
+            for dj in range(-1, 2):
+                y, x = i + di, j + dj
+                if edge_row:
+                    x = min(max(x, 0), width - 1)
+                    v = z[y, x] if 0 <= y < height else _beyond(z[i, x], z[i - di, x])
+                else:
+                    v = z[y, x] if 0 <= x < width else _beyond(z[y, j], z[y, j - dj])
+                w[3 * di + dj + 4] = e if math.isnan(v) else v
+    return w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8]
+
+
+def _beyond(edge: float, inside: float) -> float:
+    """The value one pixel beyond an image edge, extrapolated linearly from the edge pixel and
+    the one inside it: ``2 * edge - inside`` in the image's own type, as gdaldem computes it."""
+    return (edge + edge) - inside
+
+
+def _tangent(  # noqa: PLR0917 - a helper compiled with the kernels
+    z: Image, i: int, j: int, cell_size: float, cell_size_y: float, z_factor: float, edges: bool
+) -> float:
+    dzdx, dzdy = horn_gradient(z, i, j, cell_size, cell_size_y, edges)
+    return z_factor * math.sqrt(dzdx * dzdx + dzdy * dzdy)
+
+
+def _direction(  # noqa: PLR0917 - a helper compiled with the kernels
+    z: Image, i: int, j: int, cell_size: float, cell_size_y: float, flat: bool, edges: bool
+) -> float:
+    dzdx, dzdy = horn_gradient(z, i, j, cell_size, cell_size_y, edges)
+    if math.isnan(dzdx):
+        return math.nan
+    if dzdx == 0.0 and dzdy == 0.0:
+        return 0.0 if flat else math.nan
+    return math.degrees(math.atan2(-dzdx, dzdy)) % 360.0
+
+
+def _shade(  # noqa: PLR0917 - a helper compiled with the kernels
+    z: Image,
+    i: int,
+    j: int,
+    cell_size: float,
+    cell_size_y: float,
+    light: tuple[float, float, float],
+    edges: bool,
+) -> float:
+    azimuth, altitude, z_factor = light
+    dzdx, dzdy = horn_gradient(z, i, j, cell_size, cell_size_y, edges)
+    if math.isnan(dzdx) or math.isnan(dzdy):
+        return math.nan
+    dzdx *= z_factor
+    dzdy *= z_factor
+    sun = math.radians(azimuth)
+    elevation = math.radians(altitude)
+    # The cosine of the angle between the light and the surface's normal.
+    cang = (
+        math.sin(elevation) + math.cos(elevation) * (math.cos(sun) * dzdy - math.sin(sun) * dzdx)
+    ) / math.sqrt(1.0 + dzdx * dzdx + dzdy * dzdy)
+    return 1.0 if cang <= 0.0 else 1.0 + 254.0 * cang
+
+
+@neighbourhood(radius=1, boundary="none", finish=degrees_of_arctan)
+def _slope_edges(  # noqa: PLR0917 - a kernel's settings are positional for numba
+    z: Image,
+    i: int,
+    j: int,
+    cell_size: float = 1.0,
+    z_factor: float = 1.0,
+    cell_size_y: float = 0.0,
+    compute_edges: bool = True,
+) -> float:
+    return _tangent(z, i, j, cell_size, cell_size_y, z_factor, True)
+
+
+@neighbourhood(
+    radius=1,
+    boundary="nan",
+    finish=degrees_of_arctan,
+    variants={"compute_edges": _slope_edges},
+)
 def slope(  # noqa: PLR0917 - a kernel's settings are positional for numba
     z: Image,
     i: int,
@@ -53,25 +167,31 @@ def slope(  # noqa: PLR0917 - a kernel's settings are positional for numba
     cell_size: float = 1.0,
     z_factor: float = 1.0,
     cell_size_y: float = 0.0,
+    compute_edges: bool = False,
 ) -> float:
     """Slope in degrees (0 flat, 90 vertical) from Horn's 3x3 weighted differences, as
-    ``gdaldem slope``.
+    ``gdaldem slope`` (``compute_edges``: as ``gdaldem slope -compute_edges``).
 
     ``z_factor`` scales the elevations (0.3048 for feet over metres). Per pixel the kernel
     gives the tangent of the slope; its ``finish`` turns a block of tangents into degrees.
     """
-    if math.isnan(z[i, j]):
-        return math.nan
-    dy = cell_size_y if cell_size_y > 0.0 else cell_size
-    a, b, c = z[i - 1, j - 1], z[i - 1, j], z[i - 1, j + 1]
-    d, f = z[i, j - 1], z[i, j + 1]
-    g, h, k = z[i + 1, j - 1], z[i + 1, j], z[i + 1, j + 1]
-    dzdx = ((c + 2.0 * f + k) - (a + 2.0 * d + g)) / (8.0 * cell_size)
-    dzdy = ((g + 2.0 * h + k) - (a + 2.0 * b + c)) / (8.0 * dy)
-    return z_factor * math.sqrt(dzdx * dzdx + dzdy * dzdy)
+    return _tangent(z, i, j, cell_size, cell_size_y, z_factor, False)
 
 
-@neighbourhood(radius=1, boundary="nan")
+@neighbourhood(radius=1, boundary="none")
+def _aspect_edges(  # noqa: PLR0917 - a kernel's settings are positional for numba
+    z: Image,
+    i: int,
+    j: int,
+    cell_size: float = 1.0,
+    zero_for_flat: bool = False,
+    cell_size_y: float = 0.0,
+    compute_edges: bool = True,
+) -> float:
+    return _direction(z, i, j, cell_size, cell_size_y, zero_for_flat, True)
+
+
+@neighbourhood(radius=1, boundary="nan", variants={"compute_edges": _aspect_edges})
 def aspect(  # noqa: PLR0917 - a kernel's settings are positional for numba
     z: Image,
     i: int,
@@ -79,24 +199,30 @@ def aspect(  # noqa: PLR0917 - a kernel's settings are positional for numba
     cell_size: float = 1.0,
     zero_for_flat: bool = False,
     cell_size_y: float = 0.0,
+    compute_edges: bool = False,
 ) -> float:
     """Compass direction of steepest descent in degrees (0 north, 90 east), as ``gdaldem
     aspect``: a flat pixel has no direction (NaN, written as nodata), or 0 with
-    ``zero_for_flat``."""
-    if math.isnan(z[i, j]):
-        return math.nan
-    dy = cell_size_y if cell_size_y > 0.0 else cell_size
-    a, b, c = z[i - 1, j - 1], z[i - 1, j], z[i - 1, j + 1]
-    d, f = z[i, j - 1], z[i, j + 1]
-    g, h, k = z[i + 1, j - 1], z[i + 1, j], z[i + 1, j + 1]
-    dzdx = ((c + 2.0 * f + k) - (a + 2.0 * d + g)) / (8.0 * cell_size)
-    dzdy = ((g + 2.0 * h + k) - (a + 2.0 * b + c)) / (8.0 * dy)
-    if dzdx == 0.0 and dzdy == 0.0:
-        return 0.0 if zero_for_flat else math.nan
-    return math.degrees(math.atan2(-dzdx, dzdy)) % 360.0
+    ``zero_for_flat``. ``compute_edges``: as ``gdaldem aspect -compute_edges``."""
+    return _direction(z, i, j, cell_size, cell_size_y, zero_for_flat, False)
 
 
-@neighbourhood(radius=1, boundary="nan")
+@neighbourhood(radius=1, boundary="none")
+def _hillshade_edges(  # noqa: PLR0917 - a kernel's settings are positional for numba
+    z: Image,
+    i: int,
+    j: int,
+    cell_size: float = 1.0,
+    azimuth: float = 315.0,
+    altitude: float = 45.0,
+    z_factor: float = 1.0,
+    cell_size_y: float = 0.0,
+    compute_edges: bool = True,
+) -> float:
+    return _shade(z, i, j, cell_size, cell_size_y, (azimuth, altitude, z_factor), True)
+
+
+@neighbourhood(radius=1, boundary="nan", variants={"compute_edges": _hillshade_edges})
 def hillshade(  # noqa: PLR0917 - a kernel's settings are positional for numba
     z: Image,
     i: int,
@@ -106,27 +232,13 @@ def hillshade(  # noqa: PLR0917 - a kernel's settings are positional for numba
     altitude: float = 45.0,
     z_factor: float = 1.0,
     cell_size_y: float = 0.0,
+    compute_edges: bool = False,
 ) -> float:
     """Shaded relief under a light at ``azimuth`` (compass degrees) and ``altitude``
     (degrees above the horizon), as ``gdaldem hillshade``: 1 (in shadow) to 255 (facing the
-    light), so that 0 stays free for nodata in an 8-bit copy."""
-    if math.isnan(z[i, j]):
-        return math.nan
-    dy = cell_size_y if cell_size_y > 0.0 else cell_size
-    a, b, c = z[i - 1, j - 1], z[i - 1, j], z[i - 1, j + 1]
-    d, f = z[i, j - 1], z[i, j + 1]
-    g, h, k = z[i + 1, j - 1], z[i + 1, j], z[i + 1, j + 1]
-    dzdx = z_factor * (((c + 2.0 * f + k) - (a + 2.0 * d + g)) / (8.0 * cell_size))
-    dzdy = z_factor * (((g + 2.0 * h + k) - (a + 2.0 * b + c)) / (8.0 * dy))
-    if math.isnan(dzdx) or math.isnan(dzdy):
-        return math.nan
-    sun = math.radians(azimuth)
-    elevation = math.radians(altitude)
-    # The cosine of the angle between the light and the surface's normal.
-    cang = (
-        math.sin(elevation) + math.cos(elevation) * (math.cos(sun) * dzdy - math.sin(sun) * dzdx)
-    ) / math.sqrt(1.0 + dzdx * dzdx + dzdy * dzdy)
-    return 1.0 if cang <= 0.0 else 1.0 + 254.0 * cang
+    light), so that 0 stays free for nodata in an 8-bit copy. ``compute_edges``: as
+    ``gdaldem hillshade -compute_edges``."""
+    return _shade(z, i, j, cell_size, cell_size_y, (azimuth, altitude, z_factor), False)
 
 
 def ray_tables(

@@ -218,6 +218,44 @@ def test_block_info_places_every_block_in_the_world(tmp_path: Path) -> None:
     assert (500000.0 + 48 * 30, 6000000.0) in corners  # the block at row 0, column 48
 
 
+@pipeline.pointwise(coords="world")
+def where_on_earth(value: float, x: float, y: float, offset: float = 0.0) -> tuple[float, float]:
+    return (x + offset, y)
+
+
+@pipeline.neighbourhood(radius=1, boundary="nan", coords="world")
+def northing_of_the_pixel_above(z: np.ndarray, i: int, j: int, x: float, y: float) -> float:
+    return y + 30.0  # the centre of the pixel above, in a north-up or a rotated grid
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [TRANSFORM, rasterio.Affine(10.0, 2.0, 500000.0, 1.5, -10.0, 6000000.0)],
+    ids=["north-up", "rotated"],
+)
+def test_a_per_pixel_kernel_gets_world_coordinates(tmp_path: Path, transform: object) -> None:
+    """``coords="world"``: a kernel gets the world ``x, y`` of each pixel centre, those
+    rasterio gives, in any block."""
+    path = geotiff(tmp_path / "dem.tif", dem(), transform=transform)
+    image = pipeline.open_image(path, chunks=(32, 48))
+    got = pipeline.apply(where_on_earth, image, offset=0.0).compute()
+    with rasterio.open(path) as ds:
+        rows, cols = np.mgrid[: ds.height, : ds.width]
+        xs, ys = rasterio.transform.xy(ds.transform, rows, cols)  # pixel centres
+    np.testing.assert_array_equal(got[..., 0], np.asarray(xs).reshape(rows.shape))
+    np.testing.assert_array_equal(got[..., 1], np.asarray(ys).reshape(rows.shape))
+    above = pipeline.apply(northing_of_the_pixel_above, image).compute()
+    np.testing.assert_array_equal(above, got[..., 1] + 30.0)
+
+
+def test_world_coordinates_need_a_georeferenced_image() -> None:
+    with pytest.raises(pipeline.errors.ArgumentError) as info:
+        pipeline.apply(where_on_earth, np.zeros((4, 4)))
+    message = str(info.value)
+    assert "where_on_earth takes world coordinates" in message
+    assert "coords=True for pixel coordinates" in message
+
+
 def test_a_georeferenced_output_exports_to_a_valid_cog(tmp_path: Path) -> None:
     """`pipeline export` of a georeferenced output writes a Cloud-Optimized GeoTIFF: valid for
     rio-cogeo's validator, with the input's CRS, transform and nodata, and the stored pyramid

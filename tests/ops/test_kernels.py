@@ -112,6 +112,55 @@ def test_a_kernel_with_finish_is_exact_in_blocks(
     np.testing.assert_array_equal(got, expected)
 
 
+@given(
+    h=st.integers(1, 20),
+    w=st.integers(1, 20),
+    chunks=st.tuples(st.integers(1, 7), st.integers(1, 7)),
+    name=st.sampled_from(["slope", "aspect", "hillshade"]),
+    seed=st.integers(0, 1000),
+)
+def test_compute_edges_is_exact_in_blocks(
+    h: int, w: int, chunks: tuple[int, int], name: str, seed: int
+) -> None:
+    # gdaldem's -compute_edges: the edge extrapolated, voids filled from the centre; the
+    # variant runs with boundary none, so a block at the edge sees where the image ends.
+    kernel = {"slope": slope, "aspect": aspect, "hillshade": hillshade}[name]
+    image = np.random.default_rng(seed).random((h, w)) * 300
+    image[image < 30] = np.nan
+    got = pipeline.apply(
+        kernel, da.from_array(image, chunks=chunks), compute_edges=True, dtype="float64"
+    ).compute(scheduler="synchronous")
+    variant = kernel.variant_for({"compute_edges": True})
+    assert variant.boundary == "none"
+    assert variant.name == kernel.name
+    expected = whole_image_kernel(variant, image, "none", compute_edges=True)
+    np.testing.assert_array_equal(got, expected)
+    if h > 1 and w > 1 and name != "aspect":  # only missing pixels stay missing
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(image))
+
+
+def _rise(z: Any, i: int, j: int) -> float:
+    """A plain Python helper; a kernel of this module calls it compiled."""
+    return _half(z[i, j + 1] - z[i, j - 1])
+
+
+def _half(value: float) -> float:
+    return value / 2.0
+
+
+@neighbourhood(radius=1, boundary="nearest")
+def central_difference(z: Any, i: int, j: int) -> float:
+    return _rise(z, i, j)
+
+
+def test_a_kernel_calls_plain_helpers_of_its_module_compiled() -> None:
+    image = np.arange(30.0).reshape(5, 6) ** 2
+    got = pipeline.apply(central_difference, da.from_array(image, chunks=(2, 3))).compute()
+    padded = np.pad(image, 1, mode="edge")
+    np.testing.assert_array_equal(got, (padded[1:-1, 2:] - padded[1:-1, :-2]) / 2.0)
+    assert central_difference(padded, 1, 1) == got[0, 0]  # the Python function still works
+
+
 def test_finish_sees_each_pixel_once_in_strips_and_must_keep_the_shape() -> None:
     calls: list[tuple[int, ...]] = []
 
@@ -193,8 +242,12 @@ def test_kernel_arguments_are_checked() -> None:
         neighbourhood(lambda i, j: 0.0, radius=1)
 
 
-def plain_python_helper(value: float) -> float:
-    return value + 1.0
+class _AddOne:
+    def __call__(self, value: float) -> float:
+        return value + 1.0
+
+
+plain_python_helper = _AddOne()  # an object numba cannot call (a plain function it compiles)
 
 
 def test_a_kernel_numba_cannot_compile_says_why_and_where() -> None:

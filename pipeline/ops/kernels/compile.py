@@ -32,9 +32,54 @@ def dispatcher_of(func: Callable[..., Any], token: str) -> Any:
 
         # Not numba's cache=True (see loops.probe_for): the kernel is cached inside its probe
         # and its loops, under an identity that covers the globals it reads.
-        dispatcher = numba.njit(nogil=True, error_model="numpy")(func)
+        # Helpers are inlined into their callers at numba's level, as if written there: the
+        # kernel's loop then optimises as one body (a call per pixel keeps it from it).
+        helper = numba.njit(nogil=True, error_model="numpy", inline="always")
+        dispatcher = numba.njit(nogil=True, error_model="numpy")(
+            with_compiled_helpers(func, helper, {})
+        )
         _COMPILED[token] = dispatcher
     return dispatcher
+
+
+def with_compiled_helpers(
+    func: Callable[..., Any], jit: Callable[[Any], Any], done: dict[int, Any]
+) -> Callable[..., Any]:
+    """``func`` seeing, in place of the plain Python functions of its own module that it
+    calls (helpers shared by several kernels), their compiled versions, so that a kernel may
+    call them as numba would call a ``numba.njit`` function. Helpers calling helpers are
+    handled the same way. The module itself is left as it was: the Python kernel still calls
+    the Python helpers."""
+    import types
+
+    from pipeline.ops.kernels.loops import global_names
+
+    namespace = getattr(func, "__globals__", None)
+    code = getattr(func, "__code__", None)
+    if namespace is None or code is None:
+        return func
+    helpers = {}
+    for name in global_names(code):
+        value = namespace.get(name)
+        if (
+            isinstance(value, types.FunctionType)
+            and value.__module__ == func.__module__
+            and value is not func
+        ):
+            compiled = done.get(id(value))
+            if compiled is None:
+                done[id(value)] = value  # under way: a cycle calls the Python function
+                compiled = jit(with_compiled_helpers(value, jit, done))
+                done[id(value)] = compiled
+            helpers[name] = compiled
+    if not helpers:
+        return func
+    rebound = types.FunctionType(
+        code, {**namespace, **helpers}, func.__name__, func.__defaults__, func.__closure__
+    )
+    rebound.__qualname__ = func.__qualname__
+    rebound.__kwdefaults__ = func.__kwdefaults__
+    return rebound
 
 
 def typeof(value: Any) -> Any:

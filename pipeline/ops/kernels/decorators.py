@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, overload
 
 from pipeline.errors import ArgumentError
-from pipeline.ops.kernels.kernel import FIXED_ARGUMENTS, Kernel, KernelKind
+from pipeline.ops.kernels.kernel import FIXED_ARGUMENTS, Coords, Kernel, KernelKind
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = ["neighbourhood", "pointwise"]
+
+_COORDS_NAMES = {False: "", True: ", y, x", "world": ", x, y"}
 
 
 def _make(
@@ -53,7 +55,7 @@ def _make(
 
 
 def _count_inputs(
-    func: Callable[..., Any], kind: str, coords: bool, settings: Callable[..., Any] | None
+    func: Callable[..., Any], kind: str, coords: Coords, settings: Callable[..., Any] | None
 ) -> int:
     """Images a kernel reads: its leading parameters without defaults, before ``i, j`` and
     ``y, x``; a parameter with a default is a setting. With a ``settings`` function, its
@@ -76,7 +78,7 @@ def _count_inputs(
         want = "(value, ...)" if kind == "pointwise" else "(image, ..., i, j)"
         msg = (
             f"{getattr(func, '__name__', func)} does not look like a {kind} kernel: it needs "
-            f"parameters {want}{', y, x' if coords else ''} before its settings"
+            f"parameters {want}{_COORDS_NAMES[coords]} before its settings"
         )
         raise ArgumentError(msg)
     return count
@@ -87,7 +89,7 @@ def pointwise(
     func: Callable[..., Any],
     *,
     inputs: int | None = ...,
-    coords: bool = ...,
+    coords: Coords = ...,
     uncompiled: bool = ...,
     finish: Callable[[NDArray[Any]], NDArray[Any]] | None = ...,
 ) -> Kernel: ...
@@ -96,7 +98,7 @@ def pointwise(
     func: None = ...,
     *,
     inputs: int | None = ...,
-    coords: bool = ...,
+    coords: Coords = ...,
     uncompiled: bool = ...,
     finish: Callable[[NDArray[Any]], NDArray[Any]] | None = ...,
 ) -> Callable[[Callable[..., Any]], Kernel]: ...
@@ -104,14 +106,15 @@ def pointwise(
     func: Callable[..., Any] | None = None,
     *,
     inputs: int | None = None,
-    coords: bool = False,
+    coords: Coords = False,
     uncompiled: bool = False,
     finish: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
 ) -> Kernel | Callable[[Callable[..., Any]], Kernel]:
     """Make a per-pixel kernel of a function of one pixel's value(s).
 
     ``func(v1, [v2, ...], [y, x], *settings)`` receives the values of one pixel in each input
-    (and its global row and column with ``coords=True``) and returns a number, or a tuple of
+    (and its global row and column with ``coords=True``, or the world ``x, y`` of its centre
+    in the image's CRS with ``coords="world"``) and returns a number, or a tuple of
     numbers that become the output's channels. Settings are its parameters with defaults,
     given to :func:`~pipeline.apply` as keywords. Use as ``@pointwise`` or
     ``@pointwise(coords=True)``. ``finish``: see :func:`neighbourhood`.
@@ -129,11 +132,12 @@ def neighbourhood(
     *,
     radius: int | tuple[int, int] | str,
     inputs: int | None = ...,
-    coords: bool = ...,
+    coords: Coords = ...,
     boundary: str | float | None = ...,
     uncompiled: bool = ...,
     settings: Callable[..., tuple[Any, ...]] | None = ...,
     finish: Callable[[NDArray[Any]], NDArray[Any]] | None = ...,
+    variants: dict[str, Kernel] | None = ...,
 ) -> Kernel: ...
 @overload
 def neighbourhood(
@@ -141,31 +145,35 @@ def neighbourhood(
     *,
     radius: int | tuple[int, int] | str,
     inputs: int | None = ...,
-    coords: bool = ...,
+    coords: Coords = ...,
     boundary: str | float | None = ...,
     uncompiled: bool = ...,
     settings: Callable[..., tuple[Any, ...]] | None = ...,
     finish: Callable[[NDArray[Any]], NDArray[Any]] | None = ...,
+    variants: dict[str, Kernel] | None = ...,
 ) -> Callable[[Callable[..., Any]], Kernel]: ...
 def neighbourhood(
     func: Callable[..., Any] | None = None,
     *,
     radius: int | tuple[int, int] | str,
     inputs: int | None = None,
-    coords: bool = False,
+    coords: Coords = False,
     boundary: str | float | None = None,
     uncompiled: bool = False,
     settings: Callable[..., tuple[Any, ...]] | None = None,
     finish: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
+    variants: dict[str, Kernel] | None = None,
 ) -> Kernel | Callable[[Callable[..., Any]], Kernel]:
     """Make a per-pixel kernel that reads neighbours up to ``radius`` pixels away.
 
     ``func(image1, [image2, ...], i, j, [y, x], *settings)`` computes the pixel at row ``i``,
-    column ``j`` of the arrays it receives and may read ``image[i + di, j + dj]`` for
-    ``|di|, |dj| <= radius``. Beyond the image edge those pixels follow the boundary mode: with
-    ``"nan"`` they are NaN, with ``"none"`` the arrays stop at the real image edge (check
-    ``0 <= i + di < image.shape[0]``), so a ray stops at the image's edge and never at a
-    block's. ``radius`` may name the setting that holds it (``radius="radius"``).
+    column ``j`` of the arrays it receives (``y, x``: its global row and column with
+    ``coords=True``; ``x, y``: the world coordinates of its centre with ``coords="world"``)
+    and may read ``image[i + di, j + dj]`` for ``|di|, |dj| <= radius``. Beyond the image
+    edge those pixels follow the boundary mode: with ``"nan"`` they are NaN, with ``"none"``
+    the arrays stop at the real image edge (check ``0 <= i + di < image.shape[0]``), so a ray
+    stops at the image's edge and never at a block's. ``radius`` may name the setting that
+    holds it (``radius="radius"``).
 
     ``settings``, a function whose parameters become the kernel's settings, computes once per
     block what the kernel would otherwise recompute at every pixel (a table of ray offsets,
@@ -182,5 +190,6 @@ def neighbourhood(
             "uncompiled": uncompiled,
             "settings": settings,
             "finish": finish,
+            "variants": tuple((variants or {}).items()),
         },
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -43,6 +43,9 @@ __all__ = [
 ]
 
 KernelKind = Literal["pointwise", "neighbourhood"]
+Coords = bool | Literal["world"]
+"""What a kernel receives after its values or position: nothing, ``True`` the pixel's global
+``(y, x)``, ``"world"`` the world ``(x, y)`` of its centre from the image's transform."""
 
 FIXED_ARGUMENTS = {"pointwise": 0, "neighbourhood": 2}
 """Arguments a kernel takes after its images: ``i, j`` for a neighbourhood kernel."""
@@ -65,8 +68,9 @@ class Kernel:
     radius: int | tuple[int, int] | str = 0
     """How far a neighbourhood kernel reads: pixels, ``(dy, dx)``, or the name of the
     parameter that holds it (``"radius"``); it becomes the halo."""
-    coords: bool = False
-    """Pass the pixel's global ``(y, x)`` after the values (pointwise) or ``(i, j)``."""
+    coords: Coords = False
+    """Pass the pixel's global ``(y, x)`` after the values (pointwise) or ``(i, j)``; with
+    ``"world"``, the world ``(x, y)`` of its centre, in the image's CRS."""
     boundary: str | float | None = None
     """Boundary mode that suits the kernel (for ``apply``'s default)."""
     uncompiled: bool = False
@@ -82,6 +86,10 @@ class Kernel:
     than numba pixel by pixel (``arctan``, ``exp``, ``sin``: numpy's are vectorised, numba's
     per-pixel calls to libm are not). It must keep each pixel's value a function of that
     pixel's value alone, which keeps blocks exact. It may work in place."""
+    variants: tuple[tuple[str, Kernel], ...] = ()
+    """``(setting, kernel)`` pairs: the kernel that runs in this one's place when the boolean
+    setting is true, compiled on its own so that a rarely used mode (a branch in the loop)
+    costs the usual one nothing (see :meth:`variant_for`)."""
     name: str = ""
     """How messages name it."""
     token: str = field(default="", repr=False)
@@ -117,6 +125,14 @@ class Kernel:
 
         state = {f: shippable(getattr(self, f)) for f in self.__dataclass_fields__}
         return (_restore_kernel, (cloudpickle.dumps(state),))
+
+    def variant_for(self, params: dict[str, Any]) -> Kernel:
+        """The kernel to run for these settings: a variant whose setting is true, named as
+        this one, or this one."""
+        for setting, variant in self.variants:
+            if params.get(setting):
+                return replace(variant, name=self.name)
+        return self
 
     @property
     def pipeline_label(self) -> str:
@@ -194,7 +210,8 @@ class Kernel:
             else:
                 args = [typeof(a) for a in arrays] + [types.intp, types.intp]
             if self.coords:
-                args += [types.intp, types.intp]
+                kind = types.float64 if self.coords == "world" else types.intp
+                args += [kind, kind]
             args += [typeof(p) for p in params]
             probe = probe_for(dispatcher, self.identity, len(args))
             probe.compile(tuple(args))
@@ -229,7 +246,7 @@ class Kernel:
                 *(typeof(np.empty((1, 1), dtype=kernel_dtype(d))) for d in dtypes),
                 typeof(out),
                 *([types.intp] * 4),
-                typeof(params),
+                typeof((*params, *self._world_transform(None))),
             )
         )
         return time.perf_counter() - start
@@ -247,6 +264,23 @@ class Kernel:
 
     def _dispatcher(self) -> Any:
         return dispatcher_of(self.func, self.token)
+
+    def _world_transform(self, info: BlockInfo | None) -> tuple[float, ...]:
+        """What the loop takes after the settings: the image's affine transform for world
+        coordinates (placeholders without ``info``), else nothing."""
+        if self.coords != "world":
+            return ()
+        if info is None:
+            return (0.0,) * 6
+        transform = info.image_georef.transform
+        if transform is None:
+            msg = (
+                f"kernel {self.pipeline_label} takes world coordinates (coords='world') but "
+                "the image has no georeferencing (no CRS and transform); give it a "
+                "georeferenced image, or use coords=True for pixel coordinates"
+            )
+            raise ArgumentError(msg)
+        return tuple(float(v) for v in transform)
 
     # ------------------------------------------------------------------ running
 
@@ -279,6 +313,7 @@ class Kernel:
         shape = info.core.shape if channels is None else (*info.core.shape, channels)
         loop = self._loop(self._loop_key(len(blocks), channels, compiled, len(params), info.depth))
         kernel = self._dispatcher() if compiled else self.func
+        world = self._world_transform(info)
         arrays = [np.ascontiguousarray(b, dtype=kernel_dtype(b.dtype)) for b in blocks]
         y0, x0 = info.core.y0, info.core.x0
         out = np.empty(shape, dtype=out_dtype)
@@ -286,11 +321,12 @@ class Kernel:
         def fill(values: NDArray[Any], start: int) -> None:
             """The loop's values of rows ``start`` on, as many as ``values`` holds."""
             if row_params is None:
-                loop(kernel, *arrays, values, top + start, left, y0 + start, x0, params)
+                at = (top + start, left, y0 + start, x0, (*params, *world))
+                loop(kernel, *arrays, values, *at)
                 return
             for r in range(values.shape[0]):
                 row = start + r
-                at = (top + row, left, y0 + row, x0, row_params(row))
+                at = (top + row, left, y0 + row, x0, (*row_params(row), *world))
                 loop(kernel, *arrays, values[r : r + 1], *at)
 
         if self.finish is None:

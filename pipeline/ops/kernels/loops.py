@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Loop", "LoopKey", "code_identity", "loop_for", "probe_for"]
+__all__ = ["Loop", "LoopKey", "code_identity", "global_names", "loop_for", "probe_for"]
 
 MODULE_PREFIX = "pipeline_loop_"
 
@@ -41,7 +41,9 @@ class LoopKey(NamedTuple):
     n_inputs: int
     channels: int
     """0 for one value per pixel."""
-    coords: bool
+    coords: bool | str
+    """``True``: the pixel's global ``(y, x)``; ``"world"``: the world ``(x, y)`` of its centre,
+    from the affine transform the loop takes after the settings."""
     compiled: bool
     n_params: int
     """Settings passed after the position."""
@@ -90,7 +92,14 @@ def driver_source(key: LoopKey, *, takes_kernel: bool = True) -> str:
             values = [f"{a}[{row}, {col}]" for a in names]
         else:
             values = [*names, row, col]
-        if key.coords:
+        if key.coords == "world":  # as affine's transform @ (col + 0.5, row + 0.5)
+            t = [f"params[{key.n_params + k}]" for k in range(6)]
+            col, row = "(x0 + j + 0.5)", "(y0 + i + 0.5)"
+            values += [
+                f"{t[0]} * {col} + {t[1]} * {row} + {t[2]}",
+                f"{t[3]} * {col} + {t[4]} * {row} + {t[5]}",
+            ]
+        elif key.coords:
             values += ["y0 + i", "x0 + j"]
         call = f"kernel({', '.join([*values, *settings])})"
         store = (
@@ -193,7 +202,7 @@ def _generated(what: str, body: str, identity: str) -> Any:
         f"{body}"
     )
     digest = hashlib.sha256(
-        "\0".join((identity, source, numba.__version__, sys.version)).encode()
+        "\0".join((identity, source, numba.__version__, sys.version)).encode() + _compiler_digest()
     ).hexdigest()[:24]
     name = MODULE_PREFIX + digest
     module = sys.modules.get(name)
@@ -213,6 +222,12 @@ def _generated(what: str, body: str, identity: str) -> Any:
             del sys.modules[name]
             raise
     return module
+
+
+def _compiler_digest() -> bytes:
+    """How kernels are compiled (options, helpers, loops) is part of what a cached loop is."""
+    files = ("compile.py", "loops.py")
+    return b"".join(_file_digest(str(Path(__file__).with_name(f))) or b"" for f in files)
 
 
 def loop_directory() -> Path:
@@ -280,7 +295,7 @@ def _add_function(func: Any, digest: Any, seen: set[int]) -> None:
             text = marshal.dumps(code)
     digest.update(text)
     namespace = getattr(func, "__globals__", {})
-    for name in sorted(_names(code)):
+    for name in sorted(global_names(code)):
         if name in namespace:
             digest.update(name.encode())
             _add_value(namespace[name], digest, seen)
@@ -303,11 +318,12 @@ def _add_value(value: Any, digest: Any, seen: set[int]) -> None:
         digest.update(type(value).__qualname__.encode())
 
 
-def _names(code: types.CodeType) -> set[str]:
+def global_names(code: types.CodeType) -> set[str]:
+    """The global names ``code`` (and the code nested in it) reads."""
     names = set(code.co_names)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            names |= _names(const)
+            names |= global_names(const)
     return names
 
 
