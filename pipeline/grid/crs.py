@@ -25,6 +25,7 @@ __all__ = [
     "is_geographic",
     "linear_unit_metres",
     "same_crs",
+    "vertical_unit_metres",
 ]
 
 
@@ -104,3 +105,28 @@ def ground_spacing(georef: Georef, rows: range) -> tuple[NDArray[np.float64], ND
     _, _, dx = geod.inv(lon - a / 2, lat, lon + a / 2, lat)
     _, _, dy = geod.inv(lon, lat - e / 2, lon, lat + e / 2)
     return np.abs(np.asarray(dx, dtype=np.float64)), np.abs(np.asarray(dy, dtype=np.float64))
+
+
+def vertical_unit_metres(georef: Georef) -> float | None:
+    """Metres per unit of the pixel values, when the file declares their unit: GDAL's band
+    unit type (``m``, ``ft``, ``US survey foot``, as pyproj's unit names and abbreviations),
+    or the vertical axis of a compound CRS. ``None`` when nothing says."""
+    import pyproj
+
+    if georef.z_unit:
+        name = georef.z_unit.strip().lower()
+        name = {"meter": "m", "meters": "m", "metres": "m", "feet": "ft"}.get(name, name)
+        for unit in pyproj.get_units_map(category="linear").values():
+            if name in {unit.name.lower(), (unit.proj_short_name or "").lower()}:
+                return float(unit.conv_factor)
+        msg = (
+            f"the pixel values' unit {georef.z_unit!r} is not a length unit pyproj knows; "
+            "give z_factor (metres per value unit over metres per CRS unit) explicitly"
+        )
+        raise ArgumentError(msg)
+    if georef.crs is not None:
+        crs = _crs(georef.crs)
+        for part in crs.sub_crs_list if crs.is_compound else []:
+            if part.is_vertical:
+                return float(part.axis_info[0].unit_conversion_factor or 1.0)
+    return None

@@ -41,6 +41,9 @@ class Georef:
     data; NaN in a float image always means missing)."""
     unit: str | None = None
     """The unit of ``x`` and ``y`` when there is no CRS to say it (``micrometer``)."""
+    z_unit: str | None = None
+    """The unit of the pixel values, when the file declares one (GDAL's band unit type:
+    ``m``, ``ft``, ``US survey foot``): elevations in feet over a grid in metres, say."""
 
     @property
     def affine(self) -> Affine:
@@ -116,6 +119,7 @@ class Georef:
             "transform": list(self.transform) if self.transform is not None else None,
             "nodata": _json_number(self.nodata),
             "unit": self.unit,
+            "z_unit": self.z_unit,
         }
 
     @classmethod
@@ -130,6 +134,7 @@ class Georef:
             transform=tuple(float(v) for v in transform) if transform else None,  # type: ignore[arg-type]
             nodata=float(nodata) if nodata is not None else None,
             unit=data.get("unit"),
+            z_unit=data.get("z_unit"),
         )
 
 

@@ -35,14 +35,14 @@ def tiff_georef(tif: Any, page: Any, path: Path, level: int, shape: tuple[int, i
     first = tif.pages.first
     nodata = _nodata(first.tags.get(_GDAL_NODATA), path)
     if any(tag in first.tags for tag in _GEO_TAGS):
-        crs, transform = _geotiff(path)
+        crs, transform, z_unit = _geotiff(path)
         if transform is not None and level:
             height, width = shape
             full_h, full_w = first.imagelength, first.imagewidth
             a, b, c, d, e, f = transform
             sx, sy = full_w / width, full_h / height
             transform = (a * sx, b * sy, c, d * sx, e * sy, f)
-        return Georef(crs=crs, transform=transform, nodata=nodata)
+        return Georef(crs=crs, transform=transform, nodata=nodata, z_unit=z_unit)
     if tif.is_ome:
         ome = _ome_pixel_size(tif.ome_metadata or "")
         if ome is not None:
@@ -52,7 +52,7 @@ def tiff_georef(tif: Any, page: Any, path: Path, level: int, shape: tuple[int, i
     return Georef(nodata=nodata)
 
 
-def _geotiff(path: Path) -> tuple[str | None, Coefficients | None]:
+def _geotiff(path: Path) -> tuple[str | None, Coefficients | None, str | None]:
     import warnings
 
     import rasterio
@@ -65,10 +65,11 @@ def _geotiff(path: Path) -> tuple[str | None, Coefficients | None]:
                 crs = ds.crs.to_wkt() if ds.crs else None
                 a, b, c, d, e, f = (float(v) for v in tuple(ds.transform)[:6])
                 transform = None if ds.transform.is_identity else (a, b, c, d, e, f)
+                z_unit = ds.units[0] or None  # GDAL's band unit type
     except rasterio.errors.RasterioError as exc:
         msg = f"{path}: its GeoTIFF tags cannot be read ({exc}); the file is damaged"
         raise CorruptSourceError(msg) from exc
-    return (canonical_crs(crs) if crs else None), transform
+    return (canonical_crs(crs) if crs else None), transform, z_unit
 
 
 def _nodata(tag: Any, path: Path) -> float | None:

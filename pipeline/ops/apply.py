@@ -163,7 +163,8 @@ def apply(
         compile_seconds=compile_seconds,
     )
     # Inputs on different grids are refused here, before anything runs.
-    root = dataclasses.replace(root, georef=georef_of(root))
+    # A function's values are not in its input's unit.
+    root = dataclasses.replace(root, georef=dataclasses.replace(georef_of(root), z_unit=None))
     grid = ChunkGrid.from_dask(first.chunks)
     short = str(getattr(func, "__name__", "apply")).replace("<", "").replace(">", "")
     name = f"{short}-{tokenize(root.token, grid)}"

@@ -23,7 +23,34 @@ __all__ = ["cell_size_from", "geographic", "per_row_spacing", "require_transform
 def cell_size_from(kernel: Kernel, arrays: list[da.Array], given: dict[str, Any]) -> dict[str, Any]:
     """The ``cell_size`` (and ``cell_size_y``) settings of ``kernel`` from the transform of
     the image it runs on, unless given; nothing for a kernel without them or an image without
-    a transform. Elevations are taken to be in the unit of the CRS (``z_factor`` converts)."""
+    a transform. Elevations are taken to be in the unit of the CRS unless the file declares
+    theirs (then ``z_factor`` converts, unless given)."""
+    found = _cell_size(kernel, arrays, given)
+    if found and "z_factor" in kernel.parameter_names() and "z_factor" not in given:
+        factor = _z_factor(arrays)
+        if factor is not None and factor != 1.0:
+            found["z_factor"] = factor
+    return found
+
+
+def _z_factor(arrays: list[da.Array]) -> float | None:
+    """Metres per value unit over metres per CRS unit (per metre on a geographic CRS, where
+    cell sizes are in metres), when the image is a file that declares its values' unit."""
+    from pipeline.grid.crs import linear_unit_metres, vertical_unit_metres
+    from pipeline.ops.nodes import SourceNode
+
+    program = program_of(arrays[0])
+    root = program.root if program is not None else None
+    if not isinstance(root, SourceNode):  # a function's values: their unit is unknown
+        return None
+    georef = georef_of(root)
+    vertical = vertical_unit_metres(georef)
+    if vertical is None or georef.crs is None:
+        return None
+    return vertical if is_geographic(georef.crs) else vertical / linear_unit_metres(georef.crs)
+
+
+def _cell_size(kernel: Kernel, arrays: list[da.Array], given: dict[str, Any]) -> dict[str, Any]:
     names = kernel.parameter_names()
     if "cell_size" not in names or "cell_size" in given:
         return {}

@@ -26,6 +26,7 @@ from pipeline.grid import (
 from pipeline.image import open_image
 from pipeline.io import codec_label
 from pipeline.ops import Program, as_dask, program_of
+from pipeline.ops.nodes import SourceNode
 from pipeline.ops.pyramid import default_method
 from pipeline.ops.tree import (
     georef_of,
@@ -105,6 +106,8 @@ class Plan(RunOptions):
         """The output's georeferencing: its inputs' CRS and transform, and its nodata value
         (NaN for a float output of georeferenced data; none for integers)."""
         found = georef_of(self.root)
+        if not isinstance(self.root, SourceNode):  # a function's values have their own unit
+            found = dataclasses.replace(found, z_unit=None)
         located = found.crs is not None or found.transform is not None
         floats = np.dtype(self.image.dtype).kind in "fc"
         nodata = float("nan") if floats and (located or found.nodata is not None) else None

@@ -256,6 +256,31 @@ def test_world_coordinates_need_a_georeferenced_image() -> None:
     assert "coords=True for pixel coordinates" in message
 
 
+def test_elevations_in_a_declared_unit_are_converted(tmp_path: Path) -> None:
+    """A DEM whose band says its values are in feet, on a grid in metres: slope converts them
+    (z_factor 0.3048) as gdaldem would need to be told with -s; the output does not claim
+    feet, and a unit that is no length is refused with the fix."""
+    path = geotiff(tmp_path / "feet.tif", dem())
+    with rasterio.open(path, "r+") as ds:
+        ds.units = ("ft",)
+    image = pipeline.open_image(path)
+    implicit = pipeline.apply(pipeline.ops.terrain_kernels.slope, image).compute()
+    explicit = pipeline.apply(
+        pipeline.ops.terrain_kernels.slope, image, cell_size=30.0, z_factor=0.3048
+    ).compute()
+    np.testing.assert_array_equal(implicit, explicit)
+    given = pipeline.apply(pipeline.ops.terrain_kernels.slope, image, z_factor=1.0).compute()
+    assert np.nanmax(given) > np.nanmax(implicit)  # a given z_factor wins
+    from pipeline.ops import program_of
+
+    program = program_of(pipeline.apply(pipeline.ops.terrain_kernels.slope, image))
+    assert program is not None and program.root.georef.z_unit is None  # degrees, not feet
+    with rasterio.open(path, "r+") as ds:
+        ds.units = ("degC",)
+    with pytest.raises(pipeline.errors.ArgumentError, match="'degC' is not a length unit"):
+        pipeline.apply(pipeline.ops.terrain_kernels.slope, pipeline.open_image(path))
+
+
 def test_a_georeferenced_output_exports_to_a_valid_cog(tmp_path: Path) -> None:
     """`pipeline export` of a georeferenced output writes a Cloud-Optimized GeoTIFF: valid for
     rio-cogeo's validator, with the input's CRS, transform and nodata, and the stored pyramid
