@@ -86,7 +86,8 @@ def open_source(
     """Open the image at ``path`` (TIFF, Zarr or NPY, recognised by content) without reading
     pixel data; ``level`` selects a pyramid level where the file has one. A missing chunk of a
     Zarr array is an error unless ``fill_missing``."""
-    path = Path(path).expanduser()
+    # Absolute: the source travels to workers, whose working directory may be anywhere.
+    path = Path(path).expanduser().absolute()
     fmt = sniff_format(path)
     if path.name in ZARR_MARKERS:
         path = path.parent

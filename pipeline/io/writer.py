@@ -203,7 +203,7 @@ def open_target(path: Path, run_id: str) -> ZarrTarget:
     shape = (stored[1], stored[2], stored[0]) if channels else stored
     chunks = tuple(int(n) for n in array.chunks)[-2:]
     return ZarrTarget(
-        path=path,
+        path=path.absolute(),  # it travels to workers, whose working directory may differ
         array_path="0",
         shape=shape,
         dtype=np.dtype(array.dtype),
@@ -273,7 +273,7 @@ def create_target(
         attributes={"description": "pipeline's records of the blocks written; not image data"},
     )
     target = ZarrTarget(
-        path=path,
+        path=path.absolute(),  # it travels to workers, whose working directory may differ
         array_path="0",
         shape=tuple(shape),
         dtype=np.dtype(dtype),
