@@ -39,6 +39,7 @@ __all__ = [
     "ResumeError",
     "SchedulerError",
     "SourceNotFoundError",
+    "StorageAccessError",
     "UnsupportedSourceError",
     "WorkerDiedError",
     "WorkerStopped",
@@ -56,6 +57,10 @@ class ArgumentError(PipelineError, ValueError):
 
 class SourceNotFoundError(PipelineError, FileNotFoundError):
     """An input path does not exist, or is a directory where a file was expected."""
+
+
+class StorageAccessError(PipelineError, PermissionError):
+    """A store refused access to an address: missing or wrong credentials, or no permission."""
 
 
 class UnsupportedSourceError(PipelineError, ValueError):

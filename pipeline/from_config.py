@@ -29,6 +29,7 @@ from pipeline.errors import (
     SchedulerError,
 )
 from pipeline.image import open_image
+from pipeline.io.location import is_remote, redact
 from pipeline.ops import apply
 from pipeline.ops.kernels import Kernel, neighbourhood, pointwise
 from pipeline.ops.registry import resolve_function
@@ -71,6 +72,11 @@ class Overrides:
     """``--resume``."""
 
 
+def _location(loaded: LoadedConfig, value: str) -> Path | str:
+    """An input of the config: an address on a store as it is, else a path (see `_path`)."""
+    return value if is_remote(value) else _path(loaded, value)
+
+
 def _path(loaded: LoadedConfig, value: str) -> Path:
     """A path of the config, relative to the config file's directory."""
     path = Path(value).expanduser()
@@ -82,7 +88,9 @@ def pending_inputs(loaded: LoadedConfig) -> list[Path]:
     return [
         path
         for spec in loaded.config.input_specs().values()
-        if spec.generate is not None and not (path := _path(loaded, spec.path)).exists()
+        if spec.generate is not None
+        and not is_remote(spec.path)  # `generate` writes local files only
+        and not (path := _path(loaded, spec.path)).exists()
     ]
 
 
@@ -92,8 +100,10 @@ def generate_inputs(loaded: LoadedConfig, *, announce: bool = True) -> list[Path
 
     written = []
     for spec in loaded.config.input_specs().values():
+        if spec.generate is None or is_remote(spec.path):
+            continue
         path = _path(loaded, spec.path)
-        if spec.generate is None or path.exists():
+        if path.exists():
             continue
         if announce:
             shape = "x".join(map(str, spec.generate.shape))
@@ -111,8 +121,8 @@ def _open_inputs(loaded: LoadedConfig, problems: list[Problem]) -> dict[str, da.
     for name, spec in config.input_specs().items():
         key: tuple[str | int, ...] = ("input",) if config.input is not None else ("inputs", name)
         where = key if isinstance(raw[name], str) else (*key, "path")
-        path = _path(loaded, spec.path)
-        if spec.generate is not None and not path.exists():
+        path = _location(loaded, spec.path)
+        if spec.generate is not None and isinstance(path, Path) and not path.exists():
             # Not written yet (`run` generates it first): check the steps on a stand-in of
             # the same shape and dtype, so that nothing is written by a check.
             import dask.array as da
@@ -126,7 +136,11 @@ def _open_inputs(loaded: LoadedConfig, problems: list[Problem]) -> dict[str, da.
         try:
             # Without chunks, the plan chooses the blocks (whole output chunks, if given).
             images[name] = open_image(
-                path, chunks=spec.chunks, level=spec.level, missing_chunks=spec.missing_chunks
+                path,
+                chunks=spec.chunks,
+                level=spec.level,
+                missing_chunks=spec.missing_chunks,
+                storage_options=spec.storage_options,
             )
         except PipelineError as exc:
             problems.append(loaded.problem(where, str(exc)))
@@ -221,7 +235,7 @@ def _build(loaded: LoadedConfig, overrides: Overrides, problems: list[Problem]) 
             workers=config.compute.workers if overrides.workers is None else overrides.workers,
             threads_per_worker=config.compute.threads_per_worker,
             memory_limit=config.compute.memory_limit,
-            metadata={"config": loaded.data, "config_file": str(loaded.path.resolve())},
+            metadata={"config": _redacted(loaded.data), "config_file": str(loaded.path.resolve())},
             resume=overrides.resume,
             retries=config.compute.retries,
             block_timeout=config.compute.block_timeout,
@@ -305,3 +319,16 @@ def supervised(loaded: LoadedConfig, work: Callable[[], int]) -> int:
     if not can_supervise():
         return work()
     return supervise(work, _path(loaded, loaded.config.output.path))
+
+
+def _redacted(data: Any) -> Any:
+    """The config as the output records it: the values of every ``storage_options`` hidden
+    (they may hold credentials)."""
+    if isinstance(data, dict):
+        return {
+            k: redact(v) if k == "storage_options" and isinstance(v, dict) else _redacted(v)
+            for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [_redacted(v) for v in data]
+    return data

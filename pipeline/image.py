@@ -10,7 +10,7 @@ import numpy as np
 
 from pipeline.errors import ArgumentError, UnsupportedSourceError
 from pipeline.grid import auto_chunks, normalize_chunks
-from pipeline.io import check_image_shape, open_source
+from pipeline.io import check_image_shape, is_remote, open_source
 from pipeline.io.masking import missing_as_nan
 from pipeline.ops import as_dask, source_array
 
@@ -29,6 +29,7 @@ def open_image(
     level: int = 0,
     missing_chunks: Literal["error", "fill"] = "error",
     nodata: Literal["nan", "keep"] = "nan",
+    storage_options: dict[str, Any] | None = None,
 ) -> da.Array:
     """Open an image lazily as a dask array of shape ``(Y, X)`` or ``(Y, X, C)``.
 
@@ -52,6 +53,10 @@ def open_image(
         that no function takes them for data; an integer image is then read as floats that
         hold all its values (float32 up to 16 bits, float64 above). ``"keep"`` reads the
         values as stored.
+    storage_options
+        For an address on an object store or web server (``s3://``, ``gs://``, ``az://``,
+        ``https://``): options of its fsspec filesystem (an endpoint, a profile), for what the
+        environment does not say. Credentials are best left to the environment.
 
     Returns
     -------
@@ -79,7 +84,12 @@ def open_image(
         msg = f"nodata={nodata!r}: use 'nan' (missing pixels as NaN) or 'keep' (values as stored)"
         raise ArgumentError(msg)
     if isinstance(source, (str, os.PathLike)):
-        src = open_source(Path(source), level=level, fill_missing=missing_chunks == "fill")
+        src = open_source(
+            source if is_remote(source) else Path(source),
+            level=level,
+            fill_missing=missing_chunks == "fill",
+            storage_options=storage_options,
+        )
         if nodata == "nan":
             src = missing_as_nan(src)
         itemsize = src.dtype.itemsize * (src.shape[2] if len(src.shape) == 3 else 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,72 @@ def scheduler(request: pytest.FixtureRequest) -> Any:
     if request.param == "distributed":
         return request.getfixturevalue("cluster_client")
     return request.param
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A real S3 server (moto's server mode) on 127.0.0.1, as a separate process."""
+
+    endpoint: str
+    process: Any
+    options: dict[str, str]
+    """The ``storage_options`` that reach it (for workers that did not inherit the environment)."""
+
+    def bytes_sent(self) -> int:
+        """Bytes sent over loopback so far (the server's answers, and little else while a
+        test reads): what reads cost, measured outside the client."""
+        return int(Path("/sys/class/net/lo/statistics/tx_bytes").read_text())
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on a free loopback port, started by the tests; credentials and the
+    endpoint are in the environment, as a user's would be (``AWS_ENDPOINT_URL``)."""
+    pytest.importorskip("moto.server")
+    pytest.importorskip("s3fs")
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
+        yield S3Server(endpoint, process, options)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 class ComputeError(AssertionError):
@@ -112,6 +179,7 @@ def geotiff(
     crs: str = "EPSG:32633",
     transform: object = None,
     nodata: float | None = -9999,
+    tile: int = 32,
 ) -> Path:
     """Write ``data`` as a tiled GeoTIFF with rasterio (GDAL): by default 30 m pixels in UTM
     zone 33N from (500000, 6000000), nodata -9999."""
@@ -131,8 +199,8 @@ def geotiff(
         transform=transform,
         nodata=nodata,
         tiled=True,
-        blockxsize=32,
-        blockysize=32,
+        blockxsize=tile,
+        blockysize=tile,
     ) as ds:
         ds.write(data, 1)
     return path

@@ -50,7 +50,11 @@ class InputSpec(_Strict):
     """An input image and how to read it."""
 
     path: str
-    """TIFF, Zarr or NPY; relative to the config file."""
+    """TIFF, Zarr or NPY; relative to the config file, or an address on an object store or
+    web server (``s3://``, ``gs://``, ``az://``, ``https://``)."""
+    storage_options: dict[str, Any] | None = None
+    """For an address: options of its fsspec filesystem that the environment cannot say
+    (``endpoint_url``, ``profile``); never printed or recorded."""
     chunks: PositiveInt | Pair | None = None
     """Block shape; default: the output chunks if given, else storage tiles grown to ~32 MB."""
     level: NonNegativeInt = 0

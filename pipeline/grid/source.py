@@ -16,7 +16,17 @@ if TYPE_CHECKING:
 
     from pipeline.grid.window import Window
 
-__all__ = ["WindowSource"]
+__all__ = ["Address", "WindowSource"]
+
+
+@runtime_checkable
+class Address(Protocol):
+    """An image's address on an object store or web server (``s3://bucket/key``)."""
+
+    @property
+    def url(self) -> str:
+        """The address."""
+        ...
 
 
 @runtime_checkable
@@ -39,8 +49,9 @@ class WindowSource(Protocol):
         ...
 
     @property
-    def path(self) -> Path | None:
-        """The file or store it reads (``None`` for an array in memory)."""
+    def path(self) -> Path | Address | None:
+        """The file or store it reads: a local path, an address on an object store (its
+        ``str()`` is the address), or ``None`` for an array in memory."""
         ...
 
     @property

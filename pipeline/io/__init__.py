@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import UnsupportedSourceError
+from pipeline.grid.source import Address
 from pipeline.io.base import (
     ZARR_MARKERS,
     check_image_dtype,
@@ -17,6 +18,7 @@ from pipeline.io.base import (
     directory_size,
     sniff_format,
 )
+from pipeline.io.location import Remote, is_remote
 from pipeline.io.lock import hold, live_owner, locked_error
 from pipeline.io.npy import NpySource
 from pipeline.io.ome import NGFF_VERSIONS, check_ngff, level_transform
@@ -44,11 +46,13 @@ from pipeline.io.zarr_ import ZarrSource
 
 if TYPE_CHECKING:
     import os
+    from typing import Any
 
 __all__ = [
     "NGFF_VERSIONS",
     "FileSource",
     "NpySource",
+    "Remote",
     "RunRecord",
     "TiffSource",
     "ZarrSource",
@@ -63,6 +67,7 @@ __all__ = [
     "done_blocks",
     "forget_block",
     "hold",
+    "is_remote",
     "level_transform",
     "live_owner",
     "locked_error",
@@ -81,13 +86,27 @@ FileSource = TiffSource | ZarrSource | NpySource
 
 
 def open_source(
-    path: str | os.PathLike[str], level: int = 0, *, fill_missing: bool = False
+    path: str | os.PathLike[str] | Address,
+    level: int = 0,
+    *,
+    fill_missing: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> FileSource:
     """Open the image at ``path`` (TIFF, Zarr or NPY, recognised by content) without reading
     pixel data; ``level`` selects a pyramid level where the file has one. A missing chunk of a
-    Zarr array is an error unless ``fill_missing``."""
-    # Absolute: the source travels to workers, whose working directory may be anywhere.
-    path = Path(path).expanduser().absolute()
+    Zarr array is an error unless ``fill_missing``. ``path`` may be an address on an object
+    store or web server (``s3://``, ``gs://``, ``az://``, ``https://``), opened with
+    ``storage_options``."""
+    if is_remote(path):
+        location: Path | Remote = (
+            path if isinstance(path, Remote) else Remote.of(str(path), storage_options)
+        )
+    elif isinstance(path, Address):
+        location = Remote.of(path.url, storage_options)
+    else:
+        # Absolute: the source travels to workers, whose working directory may be anywhere.
+        location = Path(path).expanduser().absolute()
+    path = location
     fmt = sniff_format(path)
     if path.name in ZARR_MARKERS:
         path = path.parent
@@ -99,6 +118,9 @@ def open_source(
     else:
         if level:
             msg = f"{path}: a .npy file has only level 0, not {level}"
+            raise UnsupportedSourceError(msg)
+        if isinstance(path, Remote):
+            msg = f"{path}: a .npy file is read from local disk only; copy it here, or to Zarr"
             raise UnsupportedSourceError(msg)
         source = NpySource.open(path)
     check_image_shape(source.shape, str(path))

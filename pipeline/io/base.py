@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.errors import OutputExistsError, SourceNotFoundError, UnsupportedSourceError
+from pipeline.io.location import Remote
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -35,8 +36,10 @@ ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 SUPPORTED = "TIFF (.tif, .tiff), Zarr v2/v3 (a directory) or NumPy (.npy)"
 
 
-def sniff_format(path: Path) -> str:
+def sniff_format(path: Path | Remote) -> str:
     """``"tiff"``, ``"zarr"`` or ``"npy"`` from the content of ``path``, not from its name."""
+    if isinstance(path, Remote):
+        return _sniff_remote(path)
     if not path.exists():
         hint = ""
         if path.parent.is_dir():
@@ -60,6 +63,22 @@ def sniff_format(path: Path) -> str:
     if fmt is None:
         what = "an empty file" if not head else f"a file starting with bytes {head!r}"
         msg = f"{path} is not an image: {what}; pipeline reads {SUPPORTED}"
+        raise UnsupportedSourceError(msg)
+    return fmt
+
+
+def _sniff_remote(address: Remote) -> str:
+    if address.name in ZARR_MARKERS or any((address / m).exists() for m in ZARR_MARKERS):
+        return "zarr"
+    if not address.exists():
+        msg = f"{address}: no such object (nor a Zarr store there); check the address"
+        raise SourceNotFoundError(msg)
+    with address.open() as fh:
+        head = fh.read(4)
+    fmt = _MAGIC.get(head)
+    if fmt is None:
+        what = "an empty object" if not head else f"an object starting with bytes {head!r}"
+        msg = f"{address} is not an image: {what}; pipeline reads {SUPPORTED}"
         raise UnsupportedSourceError(msg)
     return fmt
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.errors import CorruptSourceError
 from pipeline.grid import Georef
 from pipeline.grid.crs import canonical_crs
+from pipeline.io.location import Remote
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -30,7 +31,9 @@ _GEO_TAGS = {33550, 33922, 34264, 34735}
 _GDAL_NODATA = 42113
 
 
-def tiff_georef(tif: Any, page: Any, path: Path, level: int, shape: tuple[int, int]) -> Georef:
+def tiff_georef(
+    tif: Any, page: Any, path: Path | Remote, level: int, shape: tuple[int, int]
+) -> Georef:
     """The georeferencing of level ``level`` (of ``shape``) of an open TIFF."""
     first = tif.pages.first
     nodata = _nodata(first.tags.get(_GDAL_NODATA), path)
@@ -52,7 +55,7 @@ def tiff_georef(tif: Any, page: Any, path: Path, level: int, shape: tuple[int, i
     return Georef(nodata=nodata)
 
 
-def _geotiff(path: Path) -> tuple[str | None, Coefficients | None, str | None]:
+def _geotiff(path: Path | Remote) -> tuple[str | None, Coefficients | None, str | None]:
     import warnings
 
     import rasterio
@@ -61,7 +64,12 @@ def _geotiff(path: Path) -> tuple[str | None, Coefficients | None, str | None]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as ds:
+            opened = (
+                rasterio.open(path.url, opener=path.filesystem())
+                if isinstance(path, Remote)
+                else rasterio.open(path)
+            )
+            with opened as ds:
                 crs = ds.crs.to_wkt() if ds.crs else None
                 a, b, c, d, e, f = (float(v) for v in tuple(ds.transform)[:6])
                 transform = None if ds.transform.is_identity else (a, b, c, d, e, f)
@@ -72,7 +80,7 @@ def _geotiff(path: Path) -> tuple[str | None, Coefficients | None, str | None]:
     return (canonical_crs(crs) if crs else None), transform, z_unit
 
 
-def _nodata(tag: Any, path: Path) -> float | None:
+def _nodata(tag: Any, path: Path | Remote) -> float | None:
     if tag is None:
         return None
     text = str(tag.value).strip().rstrip("\x00").strip()

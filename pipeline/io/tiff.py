@@ -10,6 +10,7 @@ hundred picklable bytes that runs on threads, processes and cluster workers alik
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from pipeline.errors import CorruptSourceError, PerformanceWarning, UnsupportedS
 from pipeline.grid import Georef, Window, ceil_div
 from pipeline.io.cache import assemble, tile_cache
 from pipeline.io.georef_read import tiff_georef
+from pipeline.io.location import Remote
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -33,17 +35,34 @@ SINGLE_STRIP_MAX = 32 * 2**20
 """A compressed single-strip image larger than this warns: every chunk decodes all of it."""
 
 
-def _open(path: Path) -> Any:
+def _stat(path: Path | Remote) -> tuple[int, int]:
+    """``(size, version)``: the version changes when the file is rewritten (its modification
+    time, or an object's ETag)."""
+    if isinstance(path, Remote):
+        return int(path.info()["size"]), path.version()
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+@contextlib.contextmanager
+def _open(path: Path | Remote) -> Iterator[Any]:
+    """The TIFF, open: a local file, or an object read by range requests (only the header and
+    the segments a window needs are fetched)."""
     import tifffile
 
-    try:
-        return tifffile.TiffFile(path)
-    except (tifffile.TiffFileError, ValueError, OSError, EOFError, KeyError) as exc:
-        msg = f"{path}: corrupt TIFF header ({exc}); re-export the file or check the transfer"
-        raise CorruptSourceError(msg) from exc
+    with contextlib.ExitStack() as stack:
+        handle = stack.enter_context(path.open()) if isinstance(path, Remote) else path
+        try:
+            tif = stack.enter_context(tifffile.TiffFile(handle))
+        except (tifffile.TiffFileError, ValueError, OSError, EOFError, KeyError) as exc:
+            if isinstance(path, Remote) and not isinstance(exc, tifffile.TiffFileError):
+                raise path.failure(exc) from exc
+            msg = f"{path}: corrupt TIFF header ({exc}); re-export the file or check the transfer"
+            raise CorruptSourceError(msg) from exc
+        yield tif
 
 
-def _level_page(tif: Any, path: Path, level: int) -> Any:
+def _level_page(tif: Any, path: Path | Remote, level: int) -> Any:
     try:
         series = tif.series[0]
     except (IndexError, ValueError, KeyError, TypeError) as exc:
@@ -85,7 +104,7 @@ def _level_page(tif: Any, path: Path, level: int) -> Any:
 class TiffSource:
     """A window reader for one image (and pyramid level) of a TIFF file."""
 
-    path: Path
+    path: Path | Remote
     """The file."""
     level: int
     """Pyramid level (0 = full resolution)."""
@@ -115,9 +134,9 @@ class TiffSource:
     format = "tiff"
 
     @classmethod
-    def open(cls, path: Path, level: int = 0) -> TiffSource:
+    def open(cls, path: Path | Remote, level: int = 0) -> TiffSource:
         """Read the header (no pixel data) and check that every segment is present and whole."""
-        stat = path.stat()
+        file_size, version = _stat(path)
         with _open(path) as tif:
             page = _level_page(tif, path, level)
             if page.dtype is None:
@@ -139,12 +158,17 @@ class TiffSource:
             tiled = bool(page.is_tiled)
             tile = (page.tilelength, page.tilewidth) if tiled else (page.rowsperstrip, width)
             tile = (min(tile[0], height) or height, min(tile[1], width) or width)
-            memmappable = bool(page.is_contiguous) and page.compression == 1 and not separate
+            memmappable = (
+                bool(page.is_contiguous)
+                and page.compression == 1
+                and not separate
+                and not isinstance(path, Remote)
+            )
             _check_segments(
-                path, page, file_size=stat.st_size, tile=tile, tiled=tiled, separate=separate
+                path, page, file_size=file_size, tile=tile, tiled=tiled, separate=separate
             )
             if memmappable:
-                _check_contiguous(path, page, file_size=stat.st_size)
+                _check_contiguous(path, page, file_size=file_size)
                 # Any window of a memory map is cheap to read: a row is the unit, not the strip.
                 tile = (1, width)
             compression = getattr(page.compression, "name", str(page.compression)).lower()
@@ -159,8 +183,8 @@ class TiffSource:
                 memmappable=memmappable,
                 compression=compression,
                 levels=len(tif.series[0].levels),
-                file_size=stat.st_size,
-                mtime_ns=stat.st_mtime_ns,
+                file_size=file_size,
+                mtime_ns=version,
                 georef=tiff_georef(tif, page, path, level, (height, width)),
             )
         plane_bytes = height * width * source.dtype.itemsize * (samples or 1)
@@ -291,12 +315,12 @@ class TiffSource:
         msg = (
             f"{self.path}: {self._where(index)} is missing or truncated "
             f"(offset {page.dataoffsets[index]}, {page.databytecounts[index]} bytes, file "
-            f"{self.path.stat().st_size} bytes); the file is incomplete: copy it again"
+            f"{self.file_size} bytes); the file is incomplete: copy it again"
         )
         return CorruptSourceError(msg)
 
 
-def _check_contiguous(path: Path, page: Any, *, file_size: int) -> None:
+def _check_contiguous(path: Path | Remote, page: Any, *, file_size: int) -> None:
     """Refuse an uncompressed image whose pixels do not all lie in the file: byte counts
     edited to match a truncated file still leave the memory map short."""
     expected = page.imagelength * page.imagewidth * page.samplesperpixel * page.dtype.itemsize
@@ -312,7 +336,7 @@ def _check_contiguous(path: Path, page: Any, *, file_size: int) -> None:
 
 
 def _check_segments(
-    path: Path,
+    path: Path | Remote,
     page: Any,
     *,
     file_size: int,

@@ -23,6 +23,7 @@ from pipeline.grid import Georef, Window
 from pipeline.io.base import ZARR_MARKERS, check_channels_last, check_image_shape
 from pipeline.io.cache import assemble, tile_cache
 from pipeline.io.georef_read import zarr_georef
+from pipeline.io.location import Remote
 from pipeline.io.ome import multiscales, ome_transform
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def _axis_names(axes: Any) -> tuple[str, ...] | None:
     return tuple(str(n).lower() for n in names) if all(names) else None
 
 
-def _parent(path: Path) -> Any:
+def _parent(path: Path | Remote) -> Any:
     """The Zarr group holding the array at ``path`` (an xarray or rioxarray dataset, whose
     other variables say where the array is), or ``None``."""
     import zarr
@@ -51,7 +52,7 @@ def _parent(path: Path) -> Any:
     if not any((path.parent / marker).exists() for marker in ZARR_MARKERS):
         return None
     try:
-        return zarr.open_group(store=str(path.parent), mode="r")
+        return zarr.open_group(store=_store(path.parent), mode="r")
     except (OSError, ValueError, KeyError, json.JSONDecodeError):
         return None
 
@@ -76,29 +77,36 @@ def _georef(group: Any, array: Any, scaled: Georef | None, level: int) -> Georef
     return found
 
 
-def _metadata_mtime(path: Path) -> int:
+def _metadata_mtime(path: Path | Remote) -> int:
     for name in ZARR_MARKERS:
         candidate = path / name
         if candidate.exists():
+            if isinstance(candidate, Remote):
+                return candidate.version()
             return candidate.stat().st_mtime_ns
     return 0
 
 
+def _store(path: Path | Remote) -> Any:
+    """What zarr opens: a local directory, or a store over an address."""
+    return path.zarr_store() if isinstance(path, Remote) else str(path)
+
+
 @functools.lru_cache(maxsize=64)
-def _cached_array(root: str, array_path: str, token: str) -> zarr.Array[Any]:
+def _cached_array(root: Path | Remote, array_path: str, token: str) -> zarr.Array[Any]:
     """An opened array, once per process (``token`` keeps a rewritten store from reusing it)."""
     import zarr
 
     del token
-    return zarr.open_array(store=root, path=array_path, mode="r")
+    return zarr.open_array(store=_store(root), path=array_path, mode="r")
 
 
 @dataclass(frozen=True, slots=True)
 class ZarrSource:
     """A window reader for a Zarr array, or one level of an OME-Zarr group."""
 
-    path: Path
-    """The store (directory)."""
+    path: Path | Remote
+    """The store (a directory, or an address on an object store)."""
     array_path: str
     """Path of the array inside the store (``""`` when the store is the array)."""
     level: int
@@ -129,12 +137,12 @@ class ZarrSource:
     format = "zarr"
 
     @classmethod
-    def open(cls, path: Path, level: int = 0, *, fill_missing: bool = False) -> ZarrSource:
+    def open(cls, path: Path | Remote, level: int = 0, *, fill_missing: bool = False) -> ZarrSource:
         """Open the array metadata (no chunk is read)."""
         import zarr
 
         try:
-            node = zarr.open(store=str(path), mode="r")
+            node = zarr.open(store=_store(path), mode="r")
         except FileNotFoundError as exc:
             msg = f"{path}: no Zarr array or group found ({exc}); check the path"
             raise SourceNotFoundError(msg) from exc
@@ -247,7 +255,7 @@ class ZarrSource:
 
     def _read_direct(self, window: Window) -> NDArray[Any]:
         """The pixels of ``window``, read by zarr (which decodes every chunk it overlaps)."""
-        array = _cached_array(str(self.path), self.array_path, self.token)
+        array = _cached_array(self.path, self.array_path, self.token)
         ydim, xdim = _yx(self.index, self.order)
         selection: list[int | slice] = [
             slice(None) if keep is None else keep for keep in self.index

@@ -52,8 +52,8 @@ def total_halo(root: Node) -> tuple[int, int]:
 
 
 def input_paths(root: Node) -> list[Path]:
-    """Files the program reads, sorted."""
-    return sorted({Path(s.path) for s in root.sources() if s.path is not None})
+    """Local files the program reads, sorted (not those on object stores)."""
+    return sorted({s.path for s in root.sources() if isinstance(s.path, Path)})
 
 
 def input_bytes(root: Node) -> int:
@@ -91,7 +91,7 @@ def georef_of(root: Node | None) -> Georef:
     must agree (the same CRS and the same grid). Two images on different grids must never be
     combined pixel by pixel: refused with both values and the fix."""
     found: Georef | None = None
-    first: Path | None = None
+    first: object = None
     for source in root.sources() if root is not None else []:
         georef = getattr(source, "georef", None)
         if georef is None or (georef.crs is None and georef.transform is None):

@@ -1,0 +1,156 @@
+"""Where an image lives when it is not a local file: an address on an object store or a web
+server (``s3://``, ``gs://``, ``az://``, ``https://``), read through fsspec.
+
+Credentials and endpoints come from where their libraries look (the environment, profiles,
+``AWS_ENDPOINT_URL`` for S3-compatible servers); ``storage_options`` adds what those cannot
+say. A `Remote` travels to workers with its options, but never shows them: messages, reprs,
+tokens and records name the address only. Transient failures (5xx, throttling, dropped
+connections) are retried with backoff by the store's own client (s3fs, gcsfs, adlfs); what
+stays (a missing bucket, denied access) becomes one line naming the address and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipeline.errors import SourceNotFoundError, StorageAccessError, UnsupportedSourceError
+
+if TYPE_CHECKING:
+    import os
+
+__all__ = ["REMOTE_SCHEMES", "Remote", "is_remote", "redact"]
+
+REMOTE_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss", "http", "https")
+"""Address schemes read through fsspec."""
+
+READ_AHEAD = 256 * 1024
+"""Bytes a read fetches at least (a header's small reads share one request); fsspec's
+default of several MB would fetch most of a small image to read one tile of it."""
+
+_PACKAGES = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
+
+
+def is_remote(path: object) -> bool:
+    """Whether ``path`` is an address on a store (``scheme://...``) rather than a local path."""
+    if isinstance(path, Remote):
+        return True
+    if not isinstance(path, str) or "://" not in path:
+        return False
+    return path.split("://", 1)[0].lower() in REMOTE_SCHEMES
+
+
+def redact(options: dict[str, Any] | None) -> dict[str, Any]:
+    """``storage_options`` as they may be shown or recorded: every value hidden but those that
+    are plainly not secret (an endpoint, a region, a flag)."""
+    shown = {"endpoint_url", "region_name", "anon", "use_ssl", "requester_pays", "profile"}
+    return {k: (v if k in shown else "***") for k, v in (options or {}).items()}
+
+
+@dataclass(frozen=True)
+class Remote:
+    """An address on a store, with the options its filesystem needs (never shown)."""
+
+    url: str
+    """``scheme://bucket/key``."""
+    options: tuple[tuple[str, Any], ...] = ()
+    """``storage_options``, as sorted pairs (hashable; kept out of every message)."""
+
+    @classmethod
+    def of(cls, url: str | os.PathLike[str], options: dict[str, Any] | None = None) -> Remote:
+        return cls(str(url).rstrip("/"), tuple(sorted((options or {}).items())))
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __repr__(self) -> str:
+        return f"Remote({self.url!r})"
+
+    @property
+    def name(self) -> str:
+        """The last part of the address."""
+        return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def parent(self) -> Remote:
+        return Remote(self.url.rsplit("/", 1)[0], self.options)
+
+    def __truediv__(self, name: str) -> Remote:
+        return Remote(f"{self.url}/{name}", self.options) if name else self
+
+    def filesystem(self) -> Any:
+        """The fsspec filesystem of the address (fsspec keeps one instance per options)."""
+        import fsspec
+
+        scheme = self.url.split("://", 1)[0].lower()
+        try:
+            return fsspec.filesystem(scheme, **dict(self.options))
+        except (ImportError, ValueError) as exc:
+            package = _PACKAGES.get(scheme, "the fsspec filesystem for it")
+            msg = (
+                f"{self.url}: cannot reach {scheme}:// addresses ({exc}); install {package} "
+                f"(pip install 'pipeline[cloud]')"
+            )
+            raise UnsupportedSourceError(msg) from exc
+
+    def info(self) -> dict[str, Any]:
+        """The object's size and version (ETag or modification time), or one clear error."""
+        try:
+            return dict(self.filesystem().info(self.url))
+        except Exception as exc:
+            raise self.failure(exc) from exc
+
+    def exists(self) -> bool:
+        try:
+            return bool(self.filesystem().exists(self.url))
+        except Exception as exc:
+            raise self.failure(exc) from exc
+
+    def version(self) -> int:
+        """What changes when the object is rewritten (its ETag, else its time), as an int."""
+        info = self.info()
+        tag = info.get("ETag") or info.get("etag") or info.get("LastModified") or info.get("mtime")
+        return int(hashlib.sha256(str(tag).encode()).hexdigest()[:15], 16)
+
+    def open(self) -> Any:
+        """The object as a seekable binary file: reads become range requests."""
+        try:
+            return self.filesystem().open(
+                self.url, "rb", block_size=READ_AHEAD, cache_type="readahead"
+            )
+        except Exception as exc:
+            raise self.failure(exc) from exc
+
+    def zarr_store(self, *, read_only: bool = True) -> Any:
+        """A zarr store over the address."""
+        from zarr.storage import FsspecStore
+
+        return FsspecStore.from_url(
+            self.url, storage_options=dict(self.options), read_only=read_only
+        )
+
+    def failure(self, exc: BaseException) -> Exception:
+        """One line for a failure that retrying did not cure, with the fix."""
+        text = f"{type(exc).__name__}: {exc}".lower()
+        if isinstance(exc, FileNotFoundError) or "nosuchbucket" in text or "not found" in text:
+            msg = f"{self.url}: no such object or bucket; check the address and the bucket"
+            return SourceNotFoundError(msg)
+        if isinstance(exc, PermissionError) or any(
+            word in text
+            for word in ("accessdenied", "forbidden", "invalidaccesskeyid", "signature")
+        ):
+            msg = (
+                f"{self.url}: access denied ({_first_line(exc)}); check the credentials "
+                "(AWS_ACCESS_KEY_ID / AWS_PROFILE, or storage_options) and that they may read it"
+            )
+            return StorageAccessError(msg)
+        msg = (
+            f"{self.url}: the store did not answer ({_first_line(exc)}), after the client's "
+            "retries; check the endpoint (AWS_ENDPOINT_URL) and the network, then run again"
+        )
+        return SourceNotFoundError(msg)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
