@@ -228,7 +228,7 @@ def _build(loaded: LoadedConfig, overrides: Overrides, problems: list[Problem]) 
     try:
         return plan(
             result,
-            _path(loaded, config.output.path),
+            _location(loaded, config.output.path),
             chunks=config.output.chunks,
             overwrite=overrides.overwrite or config.output.overwrite,
             scheduler=overrides.scheduler or config.compute.scheduler,

@@ -24,7 +24,7 @@ from pipeline.grid import (
     divide_for_storage,
 )
 from pipeline.image import open_image
-from pipeline.io import codec_label
+from pipeline.io import codec_label, is_remote
 from pipeline.ops import Program, as_dask, program_of
 from pipeline.ops.nodes import SourceNode
 from pipeline.ops.pyramid import default_method
@@ -317,6 +317,13 @@ def plan(
     per_worker = memory.check_budget(
         grid.chunk_shape, per_task, threads, budget, source, cache=memory.cache_bytes(root, threads)
     )
+    if is_remote(str(target)):
+        msg = (
+            f"cannot write the output to {target}: outputs on object stores are not supported "
+            "yet (inputs are); write it to local or shared disk, then copy it (aws s3 sync, "
+            "gcloud storage rsync, rclone)"
+        )
+        raise ArgumentError(msg)
     target_path = Path(target).expanduser()
     if root is not None:
         checks.check_not_inside_inputs(target_path, root)

@@ -162,3 +162,14 @@ def test_a_config_reads_from_the_store_and_records_no_secret(
     assert failed.returncode == 2
     assert f"s3://{bucket}/gone.tif: no such object" in failed.stderr
     assert secret not in failed.stderr and len(failed.stderr.strip().splitlines()) == 1
+
+
+def test_an_output_on_a_store_is_refused_with_the_way_round(tmp_path: Path) -> None:
+    """Not yet supported: refused before anything runs (never written to a local folder
+    named 's3:'), with what to do instead."""
+    image = pipeline.open_image(np.zeros((8, 8), dtype="float32"))
+    with pytest.raises(pipeline.errors.ArgumentError) as info:
+        pipeline.plan(image, "s3://bucket/out.zarr")
+    assert str(info.value).startswith("cannot write the output to s3://bucket/out.zarr")
+    assert "aws s3 sync" in str(info.value)
+    assert not (Path.cwd() / "s3:").exists()
