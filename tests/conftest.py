@@ -63,10 +63,51 @@ class S3Server:
     options: dict[str, str]
     """The ``storage_options`` that reach it (for workers that did not inherit the environment)."""
 
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
+
     def bytes_sent(self) -> int:
         """Bytes sent over loopback so far (the server's answers, and little else while a
         test reads): what reads cost, measured outside the client."""
         return int(Path("/sys/class/net/lo/statistics/tx_bytes").read_text())
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+def start_s3_server(port: int = 0, env: dict[str, str] | None = None) -> S3Server:
+    """Start moto's S3 server on ``port`` (0: a free one) of 127.0.0.1 and wait for it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    if not port:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise
+            time.sleep(0.1)
+    endpoint = f"http://127.0.0.1:{port}"
+    options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
+    return S3Server(endpoint, process, options)
 
 
 @pytest.fixture(scope="session")
@@ -76,22 +117,10 @@ def s3_server() -> Iterator[S3Server]:
     pytest.importorskip("moto.server")
     pytest.importorskip("s3fs")
     import os
-    import socket
-    import subprocess
-    import sys
-    import time
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
+    server = start_s3_server()
     env = {
-        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL": server.endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -99,20 +128,9 @@ def s3_server() -> Iterator[S3Server]:
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
-        yield S3Server(endpoint, process, options)
+        yield server
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server.stop()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -6,7 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.errors import OutputExistsError, SourceNotFoundError, UnsupportedSourceError
+from pipeline.errors import (
+    OutputExistsError,
+    PipelineError,
+    SourceNotFoundError,
+    UnsupportedSourceError,
+)
 from pipeline.io.location import Remote
 
 if TYPE_CHECKING:
@@ -68,8 +73,11 @@ def sniff_format(path: Path | Remote) -> str:
 
 
 def _sniff_remote(address: Remote) -> str:
-    if address.name in ZARR_MARKERS or any((address / m).exists() for m in ZARR_MARKERS):
-        return "zarr"
+    try:
+        if address.name in ZARR_MARKERS or any((address / m).exists() for m in ZARR_MARKERS):
+            return "zarr"
+    except PipelineError as exc:  # named by the image's address, not its metadata's
+        raise address.failure(exc.__cause__ or exc) from exc
     if not address.exists():
         msg = f"{address}: no such object (nor a Zarr store there); check the address"
         raise SourceNotFoundError(msg)

@@ -20,7 +20,7 @@ from pipeline.errors import SourceNotFoundError, StorageAccessError, Unsupported
 if TYPE_CHECKING:
     import os
 
-__all__ = ["REMOTE_SCHEMES", "Remote", "is_remote", "redact"]
+__all__ = ["REMOTE_SCHEMES", "Remote", "is_remote", "is_store_failure", "redact"]
 
 REMOTE_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss", "http", "https")
 """Address schemes read through fsspec."""
@@ -39,6 +39,26 @@ def is_remote(path: object) -> bool:
     if not isinstance(path, str) or "://" not in path:
         return False
     return path.split("://", 1)[0].lower() in REMOTE_SCHEMES
+
+
+_CLIENT_MODULES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "adlfs", "fsspec")
+
+
+def is_store_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` came from reaching the store (the network, the server, its answer)
+    rather than from the data read."""
+    if isinstance(exc, (OSError, TimeoutError)):
+        return True
+    return any(type(e).__module__.startswith(_CLIENT_MODULES) for e in _chain(exc))
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(found) < 8:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
 
 
 def redact(options: dict[str, Any] | None) -> dict[str, Any]:
@@ -147,7 +167,8 @@ class Remote:
             return StorageAccessError(msg)
         msg = (
             f"{self.url}: the store did not answer ({_first_line(exc)}), after the client's "
-            "retries; check the endpoint (AWS_ENDPOINT_URL) and the network, then run again"
+            "retries; check the endpoint (AWS_ENDPOINT_URL) and the network, then run again "
+            "(a run that had begun: with --resume, which keeps the blocks written)"
         )
         return SourceNotFoundError(msg)
 

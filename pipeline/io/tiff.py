@@ -17,11 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.errors import CorruptSourceError, PerformanceWarning, UnsupportedSourceError
+from pipeline.errors import (
+    CorruptSourceError,
+    PerformanceWarning,
+    PipelineError,
+    UnsupportedSourceError,
+)
 from pipeline.grid import Georef, Window, ceil_div
 from pipeline.io.cache import assemble, tile_cache
 from pipeline.io.georef_read import tiff_georef
-from pipeline.io.location import Remote
+from pipeline.io.location import Remote, is_store_failure
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -54,9 +59,13 @@ def _open(path: Path | Remote) -> Iterator[Any]:
         handle = stack.enter_context(path.open()) if isinstance(path, Remote) else path
         try:
             tif = stack.enter_context(tifffile.TiffFile(handle))
-        except (tifffile.TiffFileError, ValueError, OSError, EOFError, KeyError) as exc:
-            if isinstance(path, Remote) and not isinstance(exc, tifffile.TiffFileError):
+        except Exception as exc:
+            if isinstance(path, Remote) and is_store_failure(exc):
                 raise path.failure(exc) from exc
+            if not isinstance(
+                exc, (tifffile.TiffFileError, ValueError, OSError, EOFError, KeyError)
+            ):
+                raise
             msg = f"{path}: corrupt TIFF header ({exc}); re-export the file or check the transfer"
             raise CorruptSourceError(msg) from exc
         yield tif
@@ -231,9 +240,16 @@ class TiffSource:
             return self._read_memmap(window)
         # Tiles larger than the cache would be decoded again by every block inside one.
         tile_cache.hold_at_least(self.unit_bytes)
-        with _open(self.path) as tif:
-            page = _level_page(tif, self.path, self.level)
-            return self._read_segments(tif, page, window)
+        try:
+            with _open(self.path) as tif:
+                page = _level_page(tif, self.path, self.level)
+                return self._read_segments(tif, page, window)
+        except PipelineError:
+            raise
+        except Exception as exc:
+            if isinstance(self.path, Remote) and is_store_failure(exc):
+                raise self.path.failure(exc) from exc  # the store, not the file, failed
+            raise
 
     def _read_memmap(self, window: Window) -> NDArray[Any]:
         import tifffile

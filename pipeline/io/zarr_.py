@@ -16,6 +16,7 @@ import numpy as np
 
 from pipeline.errors import (
     CorruptSourceError,
+    PipelineError,
     SourceNotFoundError,
     UnsupportedSourceError,
 )
@@ -23,7 +24,7 @@ from pipeline.grid import Georef, Window
 from pipeline.io.base import ZARR_MARKERS, check_channels_last, check_image_shape
 from pipeline.io.cache import assemble, tile_cache
 from pipeline.io.georef_read import zarr_georef
-from pipeline.io.location import Remote
+from pipeline.io.location import Remote, is_store_failure
 from pipeline.io.ome import multiscales, ome_transform
 
 if TYPE_CHECKING:
@@ -261,11 +262,15 @@ class ZarrSource:
             slice(None) if keep is None else keep for keep in self.index
         ]
         selection[ydim], selection[xdim] = window.to_slices()
-        if not self.fill_missing:
-            self._check_chunks(array, selection)
         try:
+            if not self.fill_missing:
+                self._check_chunks(array, selection)
             block = np.asarray(array[tuple(selection)])
+        except PipelineError:
+            raise
         except Exception as exc:
+            if isinstance(self.path, Remote) and is_store_failure(exc):
+                raise self.path.failure(exc) from exc  # the store, not the data, failed
             msg = (
                 f"{self.path}: cannot read window {window} of array "
                 f"{self.array_path or '(root)'} ({type(exc).__name__}: {exc}); a chunk is "

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import S3Server, geotiff
+from conftest import S3Server, geotiff, start_s3_server
 
 import pipeline
-from pipeline.errors import SourceNotFoundError
+from pipeline.errors import SourceNotFoundError, StorageAccessError
 from pipeline.grid import Window
-from pipeline.io import open_source
+from pipeline.io import done_blocks, open_source
 from pipeline.ops import program_of
 from pipeline.ops.terrain_kernels import slope
 from pipeline.ops.tree import georef_of
@@ -44,10 +44,13 @@ def upload(server: S3Server, local: Path, url: str) -> str:
     return url
 
 
-def pipeline_command(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def pipeline_command(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args],
         cwd=folder,
+        env=env,
         capture_output=True,
         text=True,
         check=False,
@@ -173,3 +176,117 @@ def test_an_output_on_a_store_is_refused_with_the_way_round(tmp_path: Path) -> N
     assert str(info.value).startswith("cannot write the output to s3://bucket/out.zarr")
     assert "aws s3 sync" in str(info.value)
     assert not (Path.cwd() / "s3:").exists()
+
+
+def test_wrong_credentials_are_one_line_naming_the_address(
+    tmp_path: Path, s3_server: S3Server
+) -> None:
+    """A server that checks signatures (moto with IAM): the right key reads, a wrong secret
+    is one line naming the address and the fix, and the secret is not in it."""
+    import boto3
+    import s3fs
+
+    server = start_s3_server(env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"})
+    try:
+        iam = boto3.client(
+            "iam",
+            endpoint_url=server.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="admin",
+            aws_secret_access_key="admin",  # noqa: S106 - moto's first calls need none
+        )
+        iam.create_user(UserName="reader")
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        allow = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
+        iam.put_user_policy(
+            UserName="reader",
+            PolicyName="s3",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allow]}),
+        )
+        good = {
+            "endpoint_url": server.endpoint,
+            "key": key["AccessKeyId"],
+            "secret": key["SecretAccessKey"],
+        }
+        fs = s3fs.S3FileSystem(**good)
+        fs.mkdir("guarded")
+        fs.put(str(geotiff(tmp_path / "dem.tif", dem())), "guarded/dem.tif")
+        url = "s3://guarded/dem.tif"
+        assert pipeline.open_image(url, storage_options=good).shape == (300, 400)
+        wrong = {**good, "secret": "not-the-secret-9d1c"}
+        with pytest.raises(StorageAccessError) as info:
+            pipeline.open_image(url, storage_options=wrong)
+        message = str(info.value)
+        assert message.startswith(f"{url}: access denied")
+        assert "check the credentials" in message and "\n" not in message
+        assert "not-the-secret-9d1c" not in message
+    finally:
+        server.stop()
+
+
+SLOW_STEP = """
+import time
+
+
+def slow_copy(block):
+    time.sleep(0.25)
+    return block
+"""
+
+
+def test_the_server_stopped_mid_run_is_one_line_and_resume_finishes(
+    tmp_path: Path, s3_server: S3Server
+) -> None:
+    """The store goes away mid-run: the client retries, then the run stops with one line
+    naming the address, keeping the blocks written; once the store is back, --resume
+    finishes an output equal to a local run's, byte for byte."""
+    import os
+    import time
+
+    import s3fs
+
+    server = start_s3_server()
+    env = {**os.environ, "AWS_ENDPOINT_URL": server.endpoint}
+    local = geotiff(tmp_path / "dem.tif", dem((512, 640)), tile=64)
+
+    def publish() -> None:
+        fs = s3fs.S3FileSystem(**{**server.options, "endpoint_url": server.endpoint})
+        fs.mkdir("survey")
+        fs.put(str(local), "survey/dem.tif")
+
+    try:
+        publish()
+        (tmp_path / "steps.py").write_text(SLOW_STEP)
+        config = (
+            "input: {path: %s, chunks: [64, 64]}\n"
+            "steps:\n  - function: steps.py:slow_copy\n"
+            "output: {path: %s, chunks: [64, 64]}\n"
+            "compute: {scheduler: threads, workers: 2}\n"
+        )
+        (tmp_path / "run.yaml").write_text(config % ("s3://survey/dem.tif", "from-s3.zarr"))
+        output = tmp_path / "from-s3.zarr"
+        command = [sys.executable, "-m", "pipeline", "run", "run.yaml", "--quiet"]
+        run = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not (output.exists() and len(done_blocks(output)) >= 6):
+            assert time.monotonic() < deadline and run.poll() is None
+            time.sleep(0.05)
+        server.stop()
+        kept = len(done_blocks(output))
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 2, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert "s3://survey/dem.tif: the store did not answer" in lines[0]
+        assert "--resume" in lines[0] or "resume" in lines[0]
+        assert len(done_blocks(output)) >= kept  # nothing written was lost
+
+        server = start_s3_server(port=server.port)  # the store is back, with the same object
+        publish()
+        resumed = pipeline_command(tmp_path, "run", "run.yaml", "--quiet", "--resume", env=env)
+        assert resumed.returncode == 0, resumed.stderr
+        (tmp_path / "run.yaml").write_text(config % ("dem.tif", "from-disk.zarr"))
+        assert pipeline_command(tmp_path, "run", "run.yaml", "--quiet").returncode == 0
+        assert chunk_bytes(output) == chunk_bytes(tmp_path / "from-disk.zarr")
+    finally:
+        server.stop()
