@@ -12,6 +12,7 @@ from pipeline.export_cog import write_cog
 from pipeline.grid import Window
 from pipeline.io import open_source
 from pipeline.io.base import prepare_file_output
+from pipeline.io.location import Remote, as_location
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 """The first bytes of TIFF and BigTIFF files."""
@@ -45,7 +46,7 @@ def _tiles(array: Any, tile: tuple[int, int]) -> Iterator[NDArray[Any]]:
 class _Level:
     """One pyramid level of an output, read window by window."""
 
-    def __init__(self, path: Path, level: int) -> None:
+    def __init__(self, path: Path | Remote, level: int) -> None:
         self.source = open_source(path, level=level)
         self.shape = self.source.shape
         self.dtype = self.source.dtype
@@ -56,7 +57,7 @@ class _Level:
 
 
 def export_tiff(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Remote,
     target: str | os.PathLike[str],
     *,
     tile: tuple[int, int] = (512, 512),
@@ -73,7 +74,7 @@ def export_tiff(
     """
     import tifffile
 
-    path, target = Path(path), Path(target)
+    path, target = as_location(path), Path(target)
     if any(t <= 0 or t % 16 for t in tile):
         msg = (
             f"tile {tile} must be positive multiples of 16 (a TIFF requirement), such as (512, 512)"

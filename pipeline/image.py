@@ -83,7 +83,7 @@ def open_image(
     if nodata not in ("nan", "keep"):
         msg = f"nodata={nodata!r}: use 'nan' (missing pixels as NaN) or 'keep' (values as stored)"
         raise ArgumentError(msg)
-    if isinstance(source, (str, os.PathLike)):
+    if isinstance(source, (str, os.PathLike)) or is_remote(source):
         src = open_source(
             source if is_remote(source) else Path(source),
             level=level,

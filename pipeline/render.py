@@ -14,6 +14,7 @@ from pipeline.grid import Window, ceil_div
 from pipeline.image import open_image
 from pipeline.io import open_source
 from pipeline.io.base import prepare_file_output
+from pipeline.io.location import Remote, as_location
 from pipeline.ops import compute_window
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def parse_window(text: str) -> Window:
 
 
 def preview(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Remote,
     out: str | os.PathLike[str],
     *,
     level: int | None = None,
@@ -70,7 +71,7 @@ def preview(
     ``max_side`` pixels unless ``level`` is given. NaN pixels are transparent."""
     import imagecodecs
 
-    path = Path(path)
+    path = as_location(path)
     source = open_source(path)
     # A preview is redrawn at will, so an existing PNG is replaced, but nothing else.
     prepare_file_output(Path(out), source=path, kind="PNG", magic=(b"\x89PNG",), overwrite=True)

@@ -155,14 +155,20 @@ def check_channels_last(shape: tuple[int, ...], what: str) -> None:
 
 
 def prepare_file_output(
-    target: Path, *, source: Path, kind: str, magic: tuple[bytes, ...], overwrite: bool
+    target: Path,
+    *,
+    source: Path | Remote,
+    kind: str,
+    magic: tuple[bytes, ...],
+    overwrite: bool,
 ) -> None:
     """Check that a command may write the file ``target`` (of ``kind``, whose files start
     with one of ``magic``), and make its folder: never a directory, never the input ``source``
     or a file inside it, never a file of another kind, an existing one only with
     ``overwrite``."""
-    out, src = target.absolute(), source.absolute()
-    if out == src or src in out.parents:
+    out = target.absolute()
+    src = source.absolute() if not isinstance(source, Remote) else None
+    if src is not None and (out == src or src in out.parents):
         msg = f"{target} is the input {source} or inside it: choose another output file"
         raise OutputExistsError(msg)
     if target.is_dir():

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -11,8 +10,12 @@ from pipeline.grid import Georef, Window
 from pipeline.grid.crs import describe_crs
 from pipeline.io import open_source
 from pipeline.io.base import directory_size
+from pipeline.io.location import Remote, as_location
 from pipeline.io.records import output_progress, read_record
 from pipeline.io.zarr_ import ZarrSource
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["describe_path", "output_state", "value_summary"]
 
@@ -20,9 +23,9 @@ SUMMARY_MAX_PIXELS = 64_000_000
 """Pixels read at most to summarise an output's values (a pyramid level small enough)."""
 
 
-def describe_path(path: str | Path) -> dict[str, Any]:
+def describe_path(path: str | Path | Remote) -> dict[str, Any]:
     """Everything known about the image at ``path`` without reading pixel data."""
-    path = Path(path).expanduser()
+    path = as_location(path)
     source = open_source(path)
     details = source.describe()
     info: dict[str, Any] = {
@@ -34,7 +37,7 @@ def describe_path(path: str | Path) -> dict[str, Any]:
         **details,
         "levels": source.levels,
         **georef_info(getattr(source, "georef", None), source.shape[:2]),
-        "size_on_disk": directory_size(path),
+        "size_on_disk": path.size() if isinstance(path, Remote) else directory_size(path),
         "uncompressed": int(source.dtype.itemsize * _prod(source.shape)),
     }
     record = read_record(path) if isinstance(source, ZarrSource) and source.array_path else None
@@ -81,7 +84,7 @@ def _crs_unit(crs: str) -> str:
 
 def output_state(path: str | Path) -> str:
     """``complete``, or how much of an interrupted output is written and how to finish it."""
-    progress = output_progress(Path(path).expanduser())
+    progress = output_progress(as_location(path))
     if progress is None:
         return "complete"
     return (
@@ -90,7 +93,7 @@ def output_state(path: str | Path) -> str:
     )
 
 
-def value_summary(path: Path, levels: int) -> dict[str, Any]:
+def value_summary(path: Path | Remote, levels: int) -> dict[str, Any]:
     """Range and NaN count of an output's values, read from its smallest pyramid level (whose
     pixels are means or samples of the full resolution's), row band by row band."""
     for level in range(levels - 1, -1, -1):

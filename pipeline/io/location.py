@@ -19,8 +19,9 @@ from pipeline.errors import SourceNotFoundError, StorageAccessError, Unsupported
 
 if TYPE_CHECKING:
     import os
+    from pathlib import Path
 
-__all__ = ["REMOTE_SCHEMES", "Remote", "is_remote", "is_store_failure", "redact"]
+__all__ = ["REMOTE_SCHEMES", "Remote", "as_location", "is_remote", "is_store_failure", "redact"]
 
 REMOTE_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss", "http", "https")
 """Address schemes read through fsspec."""
@@ -59,6 +60,17 @@ def _chain(exc: BaseException) -> list[BaseException]:
         found.append(current)
         current = current.__cause__ or current.__context__
     return found
+
+
+def as_location(path: str | os.PathLike[str] | Remote) -> Path | Remote:
+    """A local path (``~`` expanded) or, for an address, a `Remote`."""
+    from pathlib import Path
+
+    if isinstance(path, Remote):
+        return path
+    if is_remote(path):
+        return Remote.of(str(path))
+    return Path(path).expanduser()
 
 
 def redact(options: dict[str, Any] | None) -> dict[str, Any]:
@@ -139,6 +151,13 @@ class Remote:
             return self.filesystem().open(
                 self.url, "rb", block_size=READ_AHEAD, cache_type="readahead"
             )
+        except Exception as exc:
+            raise self.failure(exc) from exc
+
+    def size(self) -> int:
+        """Bytes of the object, or of every object under the address."""
+        try:
+            return int(self.filesystem().du(self.url))
         except Exception as exc:
             raise self.failure(exc) from exc
 

@@ -15,6 +15,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pipeline.io.location import Remote
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -85,12 +87,13 @@ class RunRecord:
             return None
 
 
-def read_record(path: Path) -> RunRecord | None:
+def read_record(path: Path | Remote) -> RunRecord | None:
     """The record of the output at ``path``; ``None`` if it has none (or is not a group)."""
     import zarr
 
+    store = path.zarr_store() if isinstance(path, Remote) else str(path)
     try:
-        attrs = zarr.open_group(store=str(path), mode="r").attrs
+        attrs = zarr.open_group(store=store, mode="r").attrs
     except Exception:
         return None
     return RunRecord.from_json(attrs.get(RECORD_ATTRIBUTE))
@@ -103,11 +106,14 @@ def write_record(path: Path, record: RunRecord) -> None:
     zarr.open_group(store=str(path), mode="r+").attrs.update({RECORD_ATTRIBUTE: record.to_json()})
 
 
-def output_progress(path: Path) -> tuple[int, int] | None:
+def output_progress(path: Path | Remote) -> tuple[int, int] | None:
     """``(blocks written, blocks in all)`` of an incomplete output, else ``None``."""
     record = read_record(path)
     if record is None or record.complete:
         return None
+    if isinstance(path, Remote):
+        listed = path.filesystem().find(f"{path.url}/{DONE_DIR}/0")
+        return sum(not name.endswith(".partial") for name in listed), record.blocks
     return len(done_blocks(path)), record.blocks
 
 

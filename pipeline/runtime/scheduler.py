@@ -99,20 +99,44 @@ class Executor:
             return list(dask.compute(*tasks, **options, pool=self.pool, chunksize=1))
 
     def _run_distributed(self, tasks: Sequence[Any], on_done: Callable[[Any], None]) -> list[Any]:
+        """Submit in waves: at most ``WAVE`` tasks are on the scheduler at once, topped up as
+        they finish, so its memory stays bounded and the first task starts at once whatever
+        the plan's size (all at once, 100,000 tasks took the client and the scheduler
+        seconds to take in before the first ran)."""
         from distributed import as_completed
 
-        futures = self.client.compute(list(tasks))
-        index = {f.key: k for k, f in enumerate(futures)}
-        results: list[Any] = [None] * len(futures)
+        results: list[Any] = [None] * len(tasks)
+        index: dict[Any, int] = {}
+        live: set[Any] = set()
+        queued = 0
+
+        def submit(count: int) -> list[Any]:
+            nonlocal queued
+            batch = list(tasks[queued : queued + count])
+            futures = self.client.compute(batch) if batch else []
+            for k, future in enumerate(futures, start=queued):
+                index[future.key] = k
+            queued += len(batch)
+            live.update(futures)
+            return futures
+
+        done = as_completed(submit(WAVE), loop=self.client.loop)
         try:
-            for future in as_completed(futures, loop=self.client.loop):
+            for future in done:
                 result = future.result()
-                results[index[future.key]] = result
+                live.discard(future)
+                results[index.pop(future.key)] = result
                 on_done(result)
+                if len(live) <= WAVE // 2 and queued < len(tasks):
+                    done.update(submit(WAVE - len(live)))
         except BaseException:
-            self.client.cancel(futures)
+            self.client.cancel(list(live))
             raise
         return results
+
+
+WAVE = 4096
+"""Tasks on a distributed scheduler at once (see ``Executor._run_distributed``)."""
 
 
 def check_scheduler(scheduler: Any = None, workers: int | None = None) -> None:

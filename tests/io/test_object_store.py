@@ -290,3 +290,30 @@ def test_the_server_stopped_mid_run_is_one_line_and_resume_finishes(
         assert chunk_bytes(output) == chunk_bytes(tmp_path / "from-disk.zarr")
     finally:
         server.stop()
+
+
+def test_info_preview_and_export_read_an_output_on_the_store(
+    tmp_path: Path, s3_server: S3Server
+) -> None:
+    """An output copied to a store is read in place: `pipeline info`, `preview` and `export`
+    (a COG with the CRS and transform GDAL reads from the local copy)."""
+    import rasterio
+
+    from pipeline.io.info import describe_path, output_state
+
+    bucket = new_bucket(s3_server)
+    local = tmp_path / "slope.zarr"
+    image = pipeline.open_image(geotiff(tmp_path / "dem.tif", dem()))
+    pipeline.save(pipeline.apply(slope, image), local, progress=False, pyramid=1)
+    url = upload(s3_server, local, f"s3://{bucket}/results/slope.zarr")
+    info = describe_path(url)
+    assert info["path"] == url and info["crs"] == describe_path(local)["crs"]
+    assert info["values"] == describe_path(local)["values"]
+    assert output_state(url) == "complete"
+    shown = pipeline.preview(url, tmp_path / "slope.png")
+    assert (tmp_path / "slope.png").read_bytes().startswith(b"\x89PNG")
+    assert shown.shape == (300, 400)  # small enough to draw from full resolution
+    cog = pipeline.export_tiff(url, tmp_path / "slope.tif")
+    with rasterio.open(cog) as ds:
+        assert ds.crs.to_epsg() == 32633 and ds.transform.a == 30.0
+        np.testing.assert_array_equal(ds.read(1), pipeline.open_image(local).compute())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from pipeline.errors import ArgumentError, SchedulerError
@@ -54,3 +57,32 @@ def test_an_unknown_option_names_the_closest_one() -> None:
     with pytest.raises(ArgumentError, match=r"unknown option 'pyramids': did you mean 'pyramid'"):
         RunOptions.of({"pyramids": 2})
     assert RunOptions.of({"pyramid": 2}).pyramid == 2
+
+
+def test_a_cluster_gets_the_tasks_in_waves(
+    tmp_path: Path, cluster_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most WAVE tasks are on the scheduler at once, topped up as they finish: its memory
+    stays bounded and the first task starts at once, whatever the plan's size."""
+    import numpy as np
+
+    import pipeline
+    from pipeline.runtime import scheduler as module
+
+    monkeypatch.setattr(module, "WAVE", 4)
+    batches: list[int] = []
+    compute = cluster_client.compute
+
+    def counted(batch: Any, *args: Any, **kwargs: Any) -> Any:
+        batches.append(len(batch))
+        return compute(batch, *args, **kwargs)
+
+    monkeypatch.setattr(cluster_client, "compute", counted)
+    image = np.arange(60 * 50, dtype="float32").reshape(60, 50)
+    report = pipeline.save(
+        pipeline.apply(lambda b: b + 1, image), tmp_path / "o.zarr", chunks=10, progress=False,
+        scheduler=cluster_client,
+    )  # fmt: skip
+    assert report.tasks > 4  # more than one wave
+    assert batches[0] == 4 and max(batches) <= 4 and sum(batches) == report.tasks
+    np.testing.assert_array_equal(pipeline.open_image(tmp_path / "o.zarr").compute(), image + 1)
