@@ -64,3 +64,18 @@ def test_seed_benchmark_runs_every_contender(tmp_path: Path) -> None:
     ):
         assert label in out
     assert "m/p =" in out
+
+
+@pytest.mark.slow
+def test_object_store_benchmark_runs_and_reports_every_case() -> None:
+    pytest.importorskip("moto.server")
+    out = run_benchmark("object_store.py", "--size", "300x400", "--repeat", "1")
+    for case in ("GeoTIFF, local disk", "GeoTIFF, loopback S3", "Zarr, loopback S3"):
+        assert case in out
+
+
+@pytest.mark.slow
+def test_scheduler_load_benchmark_runs_and_reports_both_ways() -> None:
+    out = run_benchmark("scheduler_load.py", "--size", "1024", "--block", "256", "--workers", "1")
+    assert "16 tasks" in out
+    assert "in waves of 4096: first task after" in out and "all at once: first task" in out
