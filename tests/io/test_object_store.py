@@ -317,3 +317,23 @@ def test_info_preview_and_export_read_an_output_on_the_store(
     with rasterio.open(cog) as ds:
         assert ds.crs.to_epsg() == 32633 and ds.transform.a == 30.0
         np.testing.assert_array_equal(ds.read(1), pipeline.open_image(local).compute())
+
+
+def test_images_on_a_web_server_are_read_in_place(tmp_path: Path, s3_server: S3Server) -> None:
+    """``http(s)://`` addresses (here public objects served by the loopback server), a
+    GeoTIFF and a Zarr store, read as the local files are."""
+    import s3fs
+
+    bucket = new_bucket(s3_server)
+    tif = geotiff(tmp_path / "dem.tif", dem())
+    store = tmp_path / "dem.zarr"
+    pipeline.save(pipeline.open_image(tif), store, progress=False)
+    fs = s3fs.S3FileSystem(**s3_server.options)
+    for local in (tif, store):
+        upload(s3_server, local, f"s3://{bucket}/{local.name}")
+    for key in fs.find(bucket):
+        fs.chmod(key, "public-read")
+    for local in (tif, store):
+        url = f"{s3_server.endpoint}/{bucket}/{local.name}"
+        got = pipeline.open_image(url, chunks=(96, 128)).compute()
+        np.testing.assert_array_equal(got, pipeline.open_image(local).compute())
