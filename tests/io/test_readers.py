@@ -7,6 +7,7 @@ Each case writes the same kind of image in one format and says what reading it m
 from __future__ import annotations
 
 import pickle
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from conftest import raise_if_dask_computes, ramp
+from conftest import S3Server, raise_if_dask_computes, ramp
 
 import pipeline
 from pipeline.grid import Window
@@ -174,6 +175,43 @@ CASES: list[Callable[[Path], Case]] = [
     numpy_array,
     dask_array,
 ]
+
+
+def on_s3(make: Callable[[Path], Case]) -> Callable[..., Case]:
+    """The same case read from the loopback S3 server (issue 17): the file, uploaded."""
+
+    def remote(tmp: Path, server: S3Server) -> Case:
+        import s3fs
+
+        case = make(tmp)
+        path, level = case.source if isinstance(case.source, tuple) else (case.source, None)
+        url = f"s3://readers/{uuid.uuid4().hex[:8]}/{Path(path).name}"
+        fs = s3fs.S3FileSystem(**server.options)
+        fs.mkdirs("readers", exist_ok=True)
+        fs.put(str(path), url, recursive=Path(path).is_dir())
+        return Case(url if level is None else (url, level), case.expected, case.tile)
+
+    remote.__name__ = f"{make.__name__}_on_s3"
+    remote.on_s3 = True  # type: ignore[attr-defined]
+    return remote
+
+
+REMOTE_CASES = [
+    on_s3(make)
+    for make in (
+        tiff_tiled,
+        tiff_rgb_lzw,
+        tiff_planar_separate,
+        tiff_strips,
+        bigtiff_big_endian,
+        tiff_pyramid_level1,
+        zarr_v3,
+        zarr_v3_sharded,
+        zarr_v2,
+        ome_zarr_level1,
+    )
+]
+CASES += REMOTE_CASES
 FILE_CASES = [c for c in CASES if c not in (numpy_array, dask_array)]
 
 
@@ -184,14 +222,20 @@ def open_case(case: Case, **kwargs: Any) -> da.Array:
     return pipeline.open_image(case.source, **kwargs)
 
 
+def _make(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
+    if getattr(request.param, "on_s3", False):
+        return request.param(tmp_path, request.getfixturevalue("s3_server"))
+    return request.param(tmp_path)
+
+
 @pytest.fixture(params=CASES, ids=lambda f: f.__name__.replace("_", "-"))
 def case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
-    return request.param(tmp_path)
+    return _make(request, tmp_path)
 
 
 @pytest.fixture(params=FILE_CASES, ids=lambda f: f.__name__.replace("_", "-"))
 def file_case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
-    return request.param(tmp_path)
+    return _make(request, tmp_path)
 
 
 class TestReader:
