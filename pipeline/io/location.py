@@ -12,6 +12,7 @@ stays (a missing bucket, denied access) becomes one line naming the address and 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,9 @@ class Remote:
 
     def __str__(self) -> str:
         return self.url
+
+    def __hash__(self) -> int:  # options may hold dicts (client_kwargs)
+        return hash((self.url, json.dumps(dict(self.options), sort_keys=True, default=repr)))
 
     def __repr__(self) -> str:
         return f"Remote({self.url!r})"
