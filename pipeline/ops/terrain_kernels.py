@@ -17,9 +17,14 @@ import numpy as np
 from pipeline.ops.kernels import neighbourhood, pointwise
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from numpy.typing import NDArray
 
+    from pipeline.ops.kernels import Kernel
+
     Image = NDArray[Any]
+    Finish = Callable[[NDArray[Any]], NDArray[Any]] | None
 
 __all__ = ["aspect", "degrees_of_arctan", "hillshade", "ray_tables", "sky_view", "slope", "square"]
 
@@ -141,104 +146,80 @@ def _shade(  # noqa: PLR0917 - a helper compiled with the kernels
     return 1.0 if cang <= 0.0 else 1.0 + 254.0 * cang
 
 
-@neighbourhood(radius=1, boundary="none", finish=degrees_of_arctan)
-def _slope_edges(  # noqa: PLR0917 - a kernel's settings are positional for numba
-    z: Image,
-    i: int,
-    j: int,
-    cell_size: float = 1.0,
-    z_factor: float = 1.0,
-    cell_size_y: float = 0.0,
-    compute_edges: bool = True,
-) -> float:
-    return _tangent(z, i, j, cell_size, cell_size_y, z_factor, True)
+def _horn(make: Callable[[bool], Callable[..., float]], finish: Finish = None) -> Kernel:
+    """The Horn kernel ``make(False)`` (boundary ``nan``), with ``make(True)``, the same body
+    with ``compute_edges`` on as a constant, as its variant for ``compute_edges`` (boundary
+    ``none``): numba compiles each mode without the other's branch."""
+    edges = neighbourhood(make(True), radius=1, boundary="none", finish=finish)
+    return neighbourhood(
+        make(False), radius=1, boundary="nan", finish=finish, variants={"compute_edges": edges}
+    )
 
 
-@neighbourhood(
-    radius=1,
-    boundary="nan",
-    finish=degrees_of_arctan,
-    variants={"compute_edges": _slope_edges},
-)
-def slope(  # noqa: PLR0917 - a kernel's settings are positional for numba
-    z: Image,
-    i: int,
-    j: int,
-    cell_size: float = 1.0,
-    z_factor: float = 1.0,
-    cell_size_y: float = 0.0,
-    compute_edges: bool = False,
-) -> float:
-    """Slope in degrees (0 flat, 90 vertical) from Horn's 3x3 weighted differences, as
-    ``gdaldem slope`` (``compute_edges``: as ``gdaldem slope -compute_edges``).
+def _slope(edges: bool) -> Callable[..., float]:
+    def slope(  # noqa: PLR0917 - a kernel's settings are positional for numba
+        z: Image,
+        i: int,
+        j: int,
+        cell_size: float = 1.0,
+        z_factor: float = 1.0,
+        cell_size_y: float = 0.0,
+        compute_edges: bool = False,
+    ) -> float:
+        """Slope in degrees (0 flat, 90 vertical) from Horn's 3x3 weighted differences, as
+        ``gdaldem slope`` (``compute_edges``: as ``gdaldem slope -compute_edges``).
 
-    ``z_factor`` scales the elevations (0.3048 for feet over metres). Per pixel the kernel
-    gives the tangent of the slope; its ``finish`` turns a block of tangents into degrees.
-    """
-    return _tangent(z, i, j, cell_size, cell_size_y, z_factor, False)
+        ``z_factor`` scales the elevations (0.3048 for feet over metres). Per pixel the
+        kernel gives the tangent of the slope; its ``finish`` turns a block of tangents into
+        degrees.
+        """
+        return _tangent(z, i, j, cell_size, cell_size_y, z_factor, edges)
+
+    return slope
 
 
-@neighbourhood(radius=1, boundary="none")
-def _aspect_edges(  # noqa: PLR0917 - a kernel's settings are positional for numba
-    z: Image,
-    i: int,
-    j: int,
-    cell_size: float = 1.0,
-    zero_for_flat: bool = False,
-    cell_size_y: float = 0.0,
-    compute_edges: bool = True,
-) -> float:
-    return _direction(z, i, j, cell_size, cell_size_y, zero_for_flat, True)
+def _aspect(edges: bool) -> Callable[..., float]:
+    def aspect(  # noqa: PLR0917 - a kernel's settings are positional for numba
+        z: Image,
+        i: int,
+        j: int,
+        cell_size: float = 1.0,
+        zero_for_flat: bool = False,
+        cell_size_y: float = 0.0,
+        compute_edges: bool = False,
+    ) -> float:
+        """Compass direction of steepest descent in degrees (0 north, 90 east), as ``gdaldem
+        aspect``: a flat pixel has no direction (NaN, written as nodata), or 0 with
+        ``zero_for_flat``. ``compute_edges``: as ``gdaldem aspect -compute_edges``."""
+        return _direction(z, i, j, cell_size, cell_size_y, zero_for_flat, edges)
+
+    return aspect
 
 
-@neighbourhood(radius=1, boundary="nan", variants={"compute_edges": _aspect_edges})
-def aspect(  # noqa: PLR0917 - a kernel's settings are positional for numba
-    z: Image,
-    i: int,
-    j: int,
-    cell_size: float = 1.0,
-    zero_for_flat: bool = False,
-    cell_size_y: float = 0.0,
-    compute_edges: bool = False,
-) -> float:
-    """Compass direction of steepest descent in degrees (0 north, 90 east), as ``gdaldem
-    aspect``: a flat pixel has no direction (NaN, written as nodata), or 0 with
-    ``zero_for_flat``. ``compute_edges``: as ``gdaldem aspect -compute_edges``."""
-    return _direction(z, i, j, cell_size, cell_size_y, zero_for_flat, False)
+def _hillshade(edges: bool) -> Callable[..., float]:
+    def hillshade(  # noqa: PLR0917 - a kernel's settings are positional for numba
+        z: Image,
+        i: int,
+        j: int,
+        cell_size: float = 1.0,
+        azimuth: float = 315.0,
+        altitude: float = 45.0,
+        z_factor: float = 1.0,
+        cell_size_y: float = 0.0,
+        compute_edges: bool = False,
+    ) -> float:
+        """Shaded relief under a light at ``azimuth`` (compass degrees) and ``altitude``
+        (degrees above the horizon), as ``gdaldem hillshade``: 1 (in shadow) to 255 (facing
+        the light), so that 0 stays free for nodata in an 8-bit copy. ``compute_edges``: as
+        ``gdaldem hillshade -compute_edges``."""
+        return _shade(z, i, j, cell_size, cell_size_y, (azimuth, altitude, z_factor), edges)
+
+    return hillshade
 
 
-@neighbourhood(radius=1, boundary="none")
-def _hillshade_edges(  # noqa: PLR0917 - a kernel's settings are positional for numba
-    z: Image,
-    i: int,
-    j: int,
-    cell_size: float = 1.0,
-    azimuth: float = 315.0,
-    altitude: float = 45.0,
-    z_factor: float = 1.0,
-    cell_size_y: float = 0.0,
-    compute_edges: bool = True,
-) -> float:
-    return _shade(z, i, j, cell_size, cell_size_y, (azimuth, altitude, z_factor), True)
-
-
-@neighbourhood(radius=1, boundary="nan", variants={"compute_edges": _hillshade_edges})
-def hillshade(  # noqa: PLR0917 - a kernel's settings are positional for numba
-    z: Image,
-    i: int,
-    j: int,
-    cell_size: float = 1.0,
-    azimuth: float = 315.0,
-    altitude: float = 45.0,
-    z_factor: float = 1.0,
-    cell_size_y: float = 0.0,
-    compute_edges: bool = False,
-) -> float:
-    """Shaded relief under a light at ``azimuth`` (compass degrees) and ``altitude``
-    (degrees above the horizon), as ``gdaldem hillshade``: 1 (in shadow) to 255 (facing the
-    light), so that 0 stays free for nodata in an 8-bit copy. ``compute_edges``: as
-    ``gdaldem hillshade -compute_edges``."""
-    return _shade(z, i, j, cell_size, cell_size_y, (azimuth, altitude, z_factor), False)
+slope = _horn(_slope, finish=degrees_of_arctan)
+aspect = _horn(_aspect)
+hillshade = _horn(_hillshade)
 
 
 def ray_tables(
