@@ -63,13 +63,7 @@ def sniff_format(path: Path | Remote) -> str:
     if path.name in ZARR_MARKERS:
         return "zarr"
     with path.open("rb") as fh:
-        head = fh.read(4)
-    fmt = _MAGIC.get(head)
-    if fmt is None:
-        what = "an empty file" if not head else f"a file starting with bytes {head!r}"
-        msg = f"{path} is not an image: {what}; pipeline reads {SUPPORTED}"
-        raise UnsupportedSourceError(msg)
-    return fmt
+        return _format_of(fh.read(4), path, "file")
 
 
 def _sniff_remote(address: Remote) -> str:
@@ -82,11 +76,16 @@ def _sniff_remote(address: Remote) -> str:
         msg = f"{address}: no such object (nor a Zarr store there); check the address"
         raise SourceNotFoundError(msg)
     with address.open() as fh:
-        head = fh.read(4)
+        return _format_of(fh.read(4), address, "object")
+
+
+def _format_of(head: bytes, where: object, kind: str) -> str:
+    """The format the first bytes of a file (or object) say, or one line that it is none."""
     fmt = _MAGIC.get(head)
     if fmt is None:
-        what = "an empty object" if not head else f"an object starting with bytes {head!r}"
-        msg = f"{address} is not an image: {what}; pipeline reads {SUPPORTED}"
+        article = "an" if kind[0] in "aeiou" else "a"
+        what = f"an empty {kind}" if not head else f"{article} {kind} starting with bytes {head!r}"
+        msg = f"{where} is not an image: {what}; pipeline reads {SUPPORTED}"
         raise UnsupportedSourceError(msg)
     return fmt
 
