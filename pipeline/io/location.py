@@ -130,18 +130,20 @@ class Remote:
             )
             raise UnsupportedSourceError(msg) from exc
 
-    def info(self) -> dict[str, Any]:
-        """The object's size and version (ETag or modification time), or one clear error."""
+    def _ask(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``filesystem().method(url, ...)``; a failure, whatever the client raised, becomes
+        one line (`failure`)."""
         try:
-            return dict(self.filesystem().info(self.url))
+            return getattr(self.filesystem(), method)(self.url, *args, **kwargs)
         except Exception as exc:
             raise self.failure(exc) from exc
 
+    def info(self) -> dict[str, Any]:
+        """The object's size and version (ETag or modification time), or one clear error."""
+        return dict(self._ask("info"))
+
     def exists(self) -> bool:
-        try:
-            return bool(self.filesystem().exists(self.url))
-        except Exception as exc:
-            raise self.failure(exc) from exc
+        return bool(self._ask("exists"))
 
     def version(self) -> int:
         """What changes when the object is rewritten (its ETag, else its time), as an int."""
@@ -151,19 +153,11 @@ class Remote:
 
     def open(self) -> Any:
         """The object as a seekable binary file: reads become range requests."""
-        try:
-            return self.filesystem().open(
-                self.url, "rb", block_size=READ_AHEAD, cache_type="readahead"
-            )
-        except Exception as exc:
-            raise self.failure(exc) from exc
+        return self._ask("open", "rb", block_size=READ_AHEAD, cache_type="readahead")
 
     def size(self) -> int:
         """Bytes of the object, or of every object under the address."""
-        try:
-            return int(self.filesystem().du(self.url))
-        except Exception as exc:
-            raise self.failure(exc) from exc
+        return int(self._ask("du"))
 
     def zarr_store(self, *, read_only: bool = True) -> Any:
         """A zarr store over the address."""
