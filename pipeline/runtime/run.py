@@ -43,7 +43,7 @@ from pipeline.report import BlockStats, RunReport
 from pipeline.runtime.pool import broken_pool_message
 from pipeline.runtime.progress import progress_bar
 from pipeline.runtime.scheduler import Executor, executor
-from pipeline.runtime.tasks import died_on, forget_running, write_tasks
+from pipeline.runtime.tasks import died_on, forget_running, wait_for_blocks, write_tasks
 from pipeline.runtime.watchdog import Watch, watch_blocks
 
 if TYPE_CHECKING:
@@ -135,7 +135,10 @@ def _execute(job: Job, record: RunRecord, *, progress: bool, unborn: bool) -> Ru
     except BaseException:
         # Blocks of threads still running (stuck, and abandoned) are not blocks it died on.
         forget_running(job.target)
-        # After the executor stopped, so that no worker still running writes the folder again.
+        # After the executor stopped and this process's blocks ended, so that no worker
+        # still running writes the folder again.
+        if created:
+            wait_for_blocks()
         if created and not done_blocks(job.target, "0"):
             shutil.rmtree(job.target, ignore_errors=True)  # nothing to resume
         raise

@@ -32,6 +32,7 @@ __all__ = [
     "died_on",
     "forget_running",
     "running",
+    "wait_for_blocks",
     "write_block",
     "write_tasks",
 ]
@@ -80,6 +81,16 @@ def blocks_running() -> int:
     """How many threads of this process are computing a block now (after a run stopped:
     stuck in the function)."""
     return len(_BUSY)
+
+
+def wait_for_blocks(seconds: float = 10.0) -> None:
+    """Wait, at most ``seconds``, for the blocks this process's threads are computing to end
+    (written, or failed): a run that stopped at another block's error must not remove an
+    output a thread is still writing to (it would make the folder again). A block stuck in
+    the function past that is abandoned, as a block past ``block_timeout`` is."""
+    deadline = time.monotonic() + seconds
+    while _BUSY and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @contextlib.contextmanager
