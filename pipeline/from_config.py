@@ -29,7 +29,7 @@ from pipeline.errors import (
     SchedulerError,
 )
 from pipeline.image import open_image
-from pipeline.io.location import is_remote, redact
+from pipeline.io.location import as_location, is_remote, redact
 from pipeline.ops import apply
 from pipeline.ops.kernels import Kernel, neighbourhood, pointwise
 from pipeline.ops.registry import resolve_function
@@ -242,6 +242,7 @@ def _build(loaded: LoadedConfig, overrides: Overrides, problems: list[Problem]) 
             pyramid=config.output.pyramid,
             downsample=config.output.downsample,
             ngff=config.output.ngff,
+            storage_options=config.output.storage_options,
         )
     except SchedulerError as exc:
         problems.append(loaded.problem(("compute", "scheduler"), str(exc)))
@@ -318,7 +319,9 @@ def supervised(loaded: LoadedConfig, work: Callable[[], int]) -> int:
     (`pipeline.runtime.supervisor`); where a process cannot fork, run it here."""
     if not can_supervise():
         return work()
-    return supervise(work, _path(loaded, loaded.config.output.path))
+    output = loaded.config.output
+    where = _location(loaded, output.path)
+    return supervise(work, as_location(where, output.storage_options))
 
 
 def _redacted(data: Any) -> Any:

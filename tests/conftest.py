@@ -1,9 +1,13 @@
-"""Shared fixtures: schedulers by name, a real distributed cluster, and compute guards."""
+"""Shared fixtures: schedulers by name, a real distributed cluster, an S3 server on loopback,
+the command line as a user runs it, and compute guards."""
 
 from __future__ import annotations
 
 import contextlib
 import struct
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +112,40 @@ def start_s3_server(port: int = 0, env: dict[str, str] | None = None) -> S3Serve
     endpoint = f"http://127.0.0.1:{port}"
     options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
     return S3Server(endpoint, process, options)
+
+
+def new_bucket(server: S3Server) -> str:
+    """A new, empty bucket on ``server``."""
+    import s3fs
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(**server.options).mkdir(name)
+    return name
+
+
+def upload(server: S3Server, local: Path, url: str) -> str:
+    """Copy a local file or folder to ``url`` on ``server``; return ``url``."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**server.options)
+    fs.put(str(local), url, recursive=local.is_dir())
+    fs.invalidate_cache()
+    return url
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -m pipeline ARGS`` in ``cwd``, as a user runs it; its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
+from conftest import run_cli
 from oracle import whole_image
 
 from pipeline.cli import main
@@ -92,19 +93,6 @@ def expected_project_result() -> np.ndarray:
     exec(KERNELS, namespace)  # noqa: S102 - the test's own kernels
     relief = whole_image(namespace["relief"], dem, depth=(1, 1), boundary="nearest", radius=1)
     return whole_image(slope, relief, depth=(1, 1), boundary="nan", dtype="f4", cell_size=30.0)
-
-
-def run_cli(
-    *args: str, cwd: Path | None = None, timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def read(path: Path) -> np.ndarray:

@@ -104,7 +104,11 @@ class OutputSpec(_Strict):
     """Where and how the result is written."""
 
     path: str
-    """Zarr store to create; relative to the config file."""
+    """Zarr store to create; relative to the config file, or an address on an object store
+    (``s3://bucket/out.zarr``, ``gs://``, ``az://``)."""
+    storage_options: dict[str, Any] | None = None
+    """For an address: options of its fsspec filesystem that the environment cannot say
+    (``endpoint_url``, ``profile``); never printed or recorded."""
     chunks: PositiveInt | Pair | None = None
     """Stored chunk shape; default: the blocks."""
     overwrite: bool = False

@@ -18,7 +18,7 @@ from pipeline.io.base import (
     directory_size,
     sniff_format,
 )
-from pipeline.io.location import Remote, is_remote
+from pipeline.io.location import Remote, is_remote, is_store_failure
 from pipeline.io.lock import hold, live_owner, locked_error
 from pipeline.io.npy import NpySource
 from pipeline.io.ome import NGFF_VERSIONS, check_ngff, level_transform
@@ -68,6 +68,7 @@ __all__ = [
     "forget_block",
     "hold",
     "is_remote",
+    "is_store_failure",
     "level_transform",
     "live_owner",
     "locked_error",

@@ -104,19 +104,23 @@ def check_image_shape(shape: tuple[int, ...], what: str) -> None:
         raise UnsupportedSourceError(msg)
 
 
-def is_zarr_store(path: Path) -> bool:
+def is_zarr_store(path: Path | Remote) -> bool:
     """True when ``path`` holds Zarr metadata at its root."""
     return any((path / marker).exists() for marker in ZARR_MARKERS)
 
 
-def directory_size(path: Path) -> int:
+def directory_size(path: Path | Remote) -> int:
     """Bytes in all files under ``path``."""
+    if isinstance(path, Remote):
+        return path.size()
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def check_not_foreign(path: Path, ours: tuple[str, ...] = (".pipeline-lock.json",)) -> None:
+def check_not_foreign(
+    path: Path | Remote, ours: tuple[str, ...] = (".pipeline-lock.json",)
+) -> None:
     """Refuse to write into ``path`` when it is a file, or a directory holding anything but a
     Zarr store (or the files named ``ours``): it is not ours to change."""
     if not path.exists():

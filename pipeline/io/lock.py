@@ -1,7 +1,8 @@
 """Ownership of an output: one run at a time writes it.
 
-A run holds a lock file at the root of the output store, created atomically (``O_EXCL``) and
-holding its owner: run, host, process, start. The owner touches it every few seconds. A second
+A run holds a lock file at the root of the output store, created atomically (a hard link,
+which fails if the name exists; on an object store a conditional PUT, ``If-None-Match: *``)
+and holding its owner: run, host, process, start. The owner touches it every few seconds. A second
 run finds it and is refused, naming the owner. A lock whose process is gone (same host) or
 that has not been touched for :data:`STALE_SECONDS` was left by a killed run: ``--resume``
 and ``--overwrite`` take it over.
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import OutputLockedError, OutputWriteError
 from pipeline.io.base import check_not_foreign
+from pipeline.io.location import Remote
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -92,7 +94,7 @@ def process_gone(pid: int) -> bool:
         return False
 
 
-def read_owner(path: Path) -> tuple[Owner, float] | None:
+def read_owner(path: Path | Remote) -> tuple[Owner, float] | None:
     """The owner of the output at ``path`` and the seconds since its lock was touched."""
     lock = path / LOCK_FILE
     age = STALE_SECONDS + 1
@@ -108,7 +110,7 @@ def read_owner(path: Path) -> tuple[Owner, float] | None:
         return Owner("unknown", "an unknown host", -1, "unknown"), age
 
 
-def live_owner(path: Path) -> str | None:
+def live_owner(path: Path | Remote) -> str | None:
     """Who is writing the output at ``path`` right now, in words; ``None`` if nobody is."""
     found = read_owner(path)
     if found is None or not found[0].is_alive(found[1]):
@@ -116,7 +118,7 @@ def live_owner(path: Path) -> str | None:
     return found[0].describe(found[1])
 
 
-def locked_error(path: Path, who: str) -> OutputLockedError:
+def locked_error(path: Path | Remote, who: str) -> OutputLockedError:
     """The error for an output another run is writing."""
     return OutputLockedError(
         f"output {path} is being written by another run ({who}); wait for it to end or stop "
@@ -126,14 +128,15 @@ def locked_error(path: Path, who: str) -> OutputLockedError:
 
 
 @contextlib.contextmanager
-def hold(path: Path, run_id: str) -> Iterator[Owner | None]:
+def hold(path: Path | Remote, run_id: str) -> Iterator[Owner | None]:
     """Hold the lock of the output at ``path`` (a directory: made if missing) while the block
     runs; refused if a live run holds it, taken over if its holder is gone. Yields the owner
     it was taken over from (``None``: it was free)."""
     check_not_foreign(path)
     made = not path.exists()
     try:
-        if not path.is_dir():  # a read-only file system refuses even an existing folder
+        if not isinstance(path, Remote) and not path.is_dir():
+            # (not if it exists: a read-only file system refuses even an existing folder)
             path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         msg = (
@@ -144,11 +147,12 @@ def hold(path: Path, run_id: str) -> Iterator[Owner | None]:
     lock = path / LOCK_FILE
     previous: Owner | None = None
     stop = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(lock, stop), daemon=True)
+    me = Owner.me(run_id)
+    beat = threading.Thread(target=_heartbeat, args=(lock, me, stop), daemon=True)
     acquired = False
     try:
         for _ in range(2):
-            if _create(lock, Owner.me(run_id)):
+            if _create(lock, me):
                 acquired = True
                 break
             who = live_owner(path)
@@ -173,9 +177,12 @@ def hold(path: Path, run_id: str) -> Iterator[Owner | None]:
                 path.rmdir()  # only if the run left nothing in it
 
 
-def _create(lock: Path, owner: Owner) -> bool:
+def _create(lock: Path | Remote, owner: Owner) -> bool:
     """Create ``lock`` holding ``owner``, whole, unless it exists: written beside it, then
-    linked to its name, which fails if the name exists (no reader ever sees it half written)."""
+    linked to its name, which fails if the name exists (no reader ever sees it half written);
+    on a store, by one conditional request."""
+    if isinstance(lock, Remote):
+        return lock.create(json.dumps(asdict(owner)).encode())
     partial = lock.with_name(f"{lock.name}.{owner.run_id}.partial")
     try:
         partial.write_text(json.dumps(asdict(owner)))
@@ -187,7 +194,12 @@ def _create(lock: Path, owner: Owner) -> bool:
     return True
 
 
-def _heartbeat(lock: Path, stop: threading.Event) -> None:
+def _heartbeat(lock: Path | Remote, owner: Owner, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_SECONDS):
-        with contextlib.suppress(OSError):
-            os.utime(lock)
+        # A beat that fails is tried again at the next: the run finds out about storage that
+        # fails from its own writes, and a lock left untouched goes stale, as it should.
+        with contextlib.suppress(Exception):
+            if isinstance(lock, Remote):  # an object's time changes only when it is written
+                lock.write_text(json.dumps(asdict(owner)))
+            else:
+                os.utime(lock)

@@ -12,6 +12,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from pipeline.errors import OutputWriteError, PipelineError
+from pipeline.io.location import Remote
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,13 +42,15 @@ KEEPS_WORK = "the blocks already written are kept, run again with resume=True (C
 
 
 def refusal(
-    exc: BaseException, output: Path, *, doing: str, resumable: bool = True
+    exc: BaseException, output: Path | Remote, *, doing: str, resumable: bool = True
 ) -> OutputWriteError | None:
     """The error to raise for ``exc``, met while ``doing`` (``"writing block [0:96, 0:128]
     of"``) the output ``output``, if it is storage refusing a write; ``None`` for any other
     error (a bug of ours, a file that is not the output's, an error already explained).
     ``resumable``: the output holds written blocks that ``--resume`` would keep."""
     if not isinstance(exc, OSError) or isinstance(exc, PipelineError):
+        return None
+    if isinstance(output, Remote):  # an object store's failures: `Remote.failure`
         return None
     if exc.errno not in _REASONS:
         return None

@@ -8,6 +8,7 @@ An output is a group with the full-resolution array at ``"0"`` (and pyramid leve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import shutil
 import threading
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from pipeline.errors import OutputExistsError, OutputWriteError
+from pipeline.errors import OutputExistsError, OutputWriteError, PipelineError
 from pipeline.grid import Georef, chunk_span, level_shape
 from pipeline.io.base import check_not_foreign
 from pipeline.io.georef_write import (
@@ -27,11 +28,13 @@ from pipeline.io.georef_write import (
     grid_mapping_attributes,
     group_attributes,
 )
+from pipeline.io.location import Remote, is_store_failure, zarr_store_of
 from pipeline.io.lock import LOCK_FILE
 from pipeline.io.ome import NGFF_VERSION, add_dataset, axes, group_metadata, zarr_format_of
 from pipeline.io.records import DONE_DIR, checksum, record_block
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     import zarr
@@ -78,7 +81,7 @@ def _checksum_store_class() -> type[Any]:
 _WRITABLE_LOCK = threading.Lock()
 
 
-def _writable(root: str, array_path: str, run_id: str) -> tuple[zarr.Array[Any], Any]:
+def _writable(root: Path | Remote, array_path: str, run_id: str) -> tuple[zarr.Array[Any], Any]:
     """The output array opened for writing in this process, and its checksumming store: one
     pair per process (threads that start together must not open one each, or a block's
     record would look for its checksums in another thread's store)."""
@@ -87,12 +90,15 @@ def _writable(root: str, array_path: str, run_id: str) -> tuple[zarr.Array[Any],
 
 
 @functools.lru_cache(maxsize=16)
-def _open_writable(root: str, array_path: str, run_id: str) -> tuple[zarr.Array[Any], Any]:
+def _open_writable(
+    root: Path | Remote, array_path: str, run_id: str
+) -> tuple[zarr.Array[Any], Any]:
     import zarr
     from zarr.storage import LocalStore
 
     del run_id
-    store = _checksum_store_class()(LocalStore(root))
+    base = root.zarr_store(read_only=False) if isinstance(root, Remote) else LocalStore(root)
+    store = _checksum_store_class()(base)
     array = zarr.open_array(store=store, path=array_path, mode="r+")
     # Every block is written whole, so zarr's check for chunks that are all fill value only
     # costs time: it compares chunks one after the other on zarr's single I/O thread, which
@@ -104,8 +110,8 @@ def _open_writable(root: str, array_path: str, run_id: str) -> tuple[zarr.Array[
 class ZarrTarget:
     """An output array being written; small and picklable, opened once per worker process."""
 
-    path: Path
-    """The store (directory)."""
+    path: Path | Remote
+    """The store: a directory, or an address on an object store."""
     array_path: str
     """The array inside the store (``"0"``: full resolution)."""
     shape: tuple[int, ...]
@@ -134,7 +140,7 @@ class ZarrTarget:
         channels = len(self.shape) == 3
         stored_chunks = (self.shape[2], *self.chunks) if channels else self.chunks
         fill = np.nan if self.dtype.kind in "fc" else 0
-        group = zarr.open_group(store=str(self.path), mode="r+")
+        group = zarr.open_group(store=zarr_store_of(self.path, read_only=False), mode="r+")
         level = int(self.array_path) if self.array_path.isdigit() else 0
         attributes = array_attributes(self.georef.level(level), (self.shape[0], self.shape[1]))
         options: dict[str, Any] = {}
@@ -163,13 +169,26 @@ class ZarrTarget:
         zarr (3.1.3 and later) writes each chunk to a temporary file and renames it, so a
         chunk on disk is always whole: old or new, never half written.
         """
-        array, _ = _writable(str(self.path), self.array_path, self.run_id)
-        ys, xs = window.to_slices()
-        if len(self.shape) == 3:
-            array[:, ys, xs] = np.moveaxis(block, -1, 0)
-        else:
-            array[ys, xs] = block
+        with self._store_failures():
+            array, _ = _writable(self.path, self.array_path, self.run_id)
+            ys, xs = window.to_slices()
+            if len(self.shape) == 3:
+                array[:, ys, xs] = np.moveaxis(block, -1, 0)
+            else:
+                array[ys, xs] = block
         return int(block.nbytes)
+
+    @contextlib.contextmanager
+    def _store_failures(self) -> Iterator[None]:
+        """An object store failing (after its client's retries) as one line."""
+        try:
+            yield
+        except Exception as exc:
+            if isinstance(self.path, Remote) and is_store_failure(exc):
+                if isinstance(exc, PipelineError):
+                    raise
+                raise self.path.failure(exc, writing=True) from exc
+            raise
 
     def chunk_files(self, window: Window) -> list[str]:
         """Paths, relative to the store, of the stored chunks under ``window``."""
@@ -185,19 +204,20 @@ class ZarrTarget:
         checksums are those of the bytes this process's store just wrote (the file is read
         only for a chunk it did not write); a chunk that is not on disk is recorded as absent.
         """
-        _, store = _writable(str(self.path), self.array_path, self.run_id)
-        sums = {
-            key: store.sums.pop(key) if key in store.sums else checksum(self.path / key)
-            for key in self.chunk_files(window)
-        }
-        record_block(self.path, self.array_path, index, sums)
+        _, store = _writable(self.path, self.array_path, self.run_id)
+        with self._store_failures():
+            sums = {
+                key: store.sums.pop(key) if key in store.sums else checksum(self.path / key)
+                for key in self.chunk_files(window)
+            }
+            record_block(self.path, self.array_path, index, sums)
 
 
-def open_target(path: Path, run_id: str) -> ZarrTarget:
+def open_target(path: Path | Remote, run_id: str) -> ZarrTarget:
     """The target of an existing output store (to resume writing it)."""
     import zarr
 
-    array = zarr.open_array(store=str(path), path="0", mode="r")
+    array = zarr.open_array(store=zarr_store_of(path), path="0", mode="r")
     stored = tuple(int(n) for n in array.shape)
     channels = len(stored) == 3
     shape = (stored[1], stored[2], stored[0]) if channels else stored
@@ -214,7 +234,7 @@ def open_target(path: Path, run_id: str) -> ZarrTarget:
 
 
 def create_target(
-    path: Path,
+    path: Path | Remote,
     shape: tuple[int, ...],
     dtype: np.dtype[Any],
     chunks: tuple[int, int],
@@ -247,14 +267,12 @@ def create_target(
         if not overwrite:
             raise OutputExistsError.at(path)
         for item in content:  # all but the lock of the run that is replacing it
-            if item.is_dir() and not item.is_symlink():
-                shutil.rmtree(item)
-            else:
-                item.unlink()
+            _delete(item)
     try:
         # Everything but the lock is gone by now: "a" creates the group beside the lock, which
         # "w-" refuses and "w" would delete.
-        group = zarr.open_group(store=str(path), mode="a", zarr_format=zarr_format_of(ngff))
+        store = zarr_store_of(path, read_only=False)
+        group = zarr.open_group(store=store, mode="a", zarr_format=zarr_format_of(ngff))
     except OSError as exc:
         msg = (
             f"cannot create the output {path}: {exc.strerror or exc}; choose a location you "
@@ -284,6 +302,16 @@ def create_target(
     )
     target.create_array()
     return target
+
+
+def _delete(item: Path | Remote) -> None:
+    """Delete a file or a folder (an object, or every object under a prefix)."""
+    if isinstance(item, Remote):
+        item.remove_tree() if item.is_dir() else item.unlink(missing_ok=True)
+    elif item.is_dir() and not item.is_symlink():
+        shutil.rmtree(item)
+    else:
+        item.unlink()
 
 
 def _grid_mapping(group: Any, georef: Georef, shape: tuple[int, int]) -> None:
@@ -319,7 +347,7 @@ def add_level(target: ZarrTarget, level: int, chunks: tuple[int, int]) -> ZarrTa
     )
     if not (target.path / str(level)).exists():
         child.create_array()
-    group = zarr.open_group(store=str(target.path), mode="r+")
+    group = zarr.open_group(store=zarr_store_of(target.path, read_only=False), mode="r+")
     attrs: dict[str, Any] = dict(group.attrs)
     if add_dataset(attrs, level, len(shape), target.georef):
         group.attrs.update(attrs)
@@ -355,8 +383,8 @@ def codec_label(dtype: Any) -> str:
     return "zstd level 1"
 
 
-def read_group_attributes(path: Path) -> dict[str, Any]:
+def read_group_attributes(path: Path | Remote) -> dict[str, Any]:
     """The attributes of the group at ``path``."""
     import zarr
 
-    return dict(zarr.open_group(store=str(path), mode="r").attrs)
+    return dict(zarr.open_group(store=zarr_store_of(path), mode="r").attrs)

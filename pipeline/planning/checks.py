@@ -15,7 +15,7 @@ from pipeline.errors import (
     SchedulerError,
 )
 from pipeline.grid import ChunkGrid, ChunksLike, normalize_chunks
-from pipeline.io import check_ngff, live_owner, locked_error, output_progress
+from pipeline.io import Remote, check_ngff, live_owner, locked_error, output_progress
 from pipeline.ops.memory import ArraySource
 from pipeline.ops.pyramid import DOWNSAMPLE_METHODS
 from pipeline.ops.tree import input_paths, steps
@@ -103,8 +103,19 @@ def _on_this_machine(address: str) -> bool:
     return host in ("localhost", "127.0.0.1", "::1", socket.gethostname())
 
 
-def check_not_inside_inputs(target: Path, root: Node) -> None:
+def check_not_inside_inputs(target: Path | Remote, root: Node) -> None:
     """Refuse an output at, inside, or around an input: overwriting it would destroy data."""
+    if isinstance(target, Remote):
+        for address in {s.path.url for s in root.sources() if isinstance(s.path, Remote)}:
+            url = target.url
+            if url == address or url.startswith(f"{address}/") or address.startswith(f"{url}/"):
+                relation = "is" if url == address else "is inside" if url > address else "contains"
+                msg = (
+                    f"output {target} {relation} the input {address}; writing there could "
+                    "destroy the input: choose an output address outside it"
+                )
+                raise ArgumentError(msg)
+        return
     out = target.resolve()
     for source in input_paths(root):
         src = source.resolve()
@@ -133,7 +144,7 @@ def check_pyramid(shape: tuple[int, ...], levels: int, downsample: str | None, n
     check_ngff(ngff)
 
 
-def check_output(target: Path, *, overwrite: bool, resume: bool) -> None:
+def check_output(target: Path | Remote, *, overwrite: bool, resume: bool) -> None:
     """Refuse an existing output unless asked to overwrite or to resume it."""
     if resume and overwrite:
         msg = "resume and overwrite contradict each other: resume keeps the blocks written"

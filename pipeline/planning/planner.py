@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +23,8 @@ from pipeline.grid import (
     divide_for_storage,
 )
 from pipeline.image import open_image
-from pipeline.io import codec_label, is_remote
+from pipeline.io import Remote, codec_label
+from pipeline.io.location import as_location
 from pipeline.ops import Program, as_dask, program_of
 from pipeline.ops.nodes import SourceNode
 from pipeline.ops.pyramid import default_method
@@ -43,6 +43,8 @@ from pipeline.runtime import Job, RunOptions, check_scheduler, execute, parallel
 from pipeline.units import format_bytes
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import dask.array as da
 
     from pipeline.grid import ChunksLike
@@ -58,7 +60,7 @@ class Plan(RunOptions):
 
     image: da.Array
     """The lazy result to write."""
-    target: Path
+    target: Path | Remote
     """Output store."""
     grid: ChunkGrid
     """Output blocks: one task each."""
@@ -245,7 +247,7 @@ class Plan(RunOptions):
 
 def plan(
     image: Any,
-    target: str | os.PathLike[str],
+    target: str | os.PathLike[str] | Remote,
     *,
     chunks: ChunksLike = None,
     overwrite: bool = False,
@@ -260,12 +262,15 @@ def plan(
     downsample: str | None = None,
     ngff: str = "0.5",
     block_timeout: float | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Plan:
     """Check a run of ``image`` into ``target`` without computing anything.
 
-    The keywords are those of :class:`RunOptions`. Raises the error a run would hit before its
-    first task: misaligned chunks, an unknown scheduler, memory over the budget, an output at
-    or around an input, an existing output without ``overwrite``.
+    The keywords are those of :class:`RunOptions`, and ``storage_options`` for a ``target``
+    on an object store (``s3://bucket/out.zarr``) when the environment cannot say them (an
+    ``endpoint_url``, a ``profile``). Raises the error a run would hit before its first task:
+    misaligned chunks, an unknown scheduler, memory over the budget, an output at or around an
+    input, an existing output without ``overwrite``.
     """
     checks.exit_if_bootstrapping()
     options = RunOptions(
@@ -317,14 +322,7 @@ def plan(
     per_worker = memory.check_budget(
         grid.chunk_shape, per_task, threads, budget, source, cache=memory.cache_bytes(root, threads)
     )
-    if is_remote(str(target)):
-        msg = (
-            f"cannot write the output to {target}: outputs on object stores are not supported "
-            "yet (inputs are); write it to local or shared disk, then copy it (aws s3 sync, "
-            "gcloud storage rsync, rclone)"
-        )
-        raise ArgumentError(msg)
-    target_path = Path(target).expanduser()
+    target_path = as_location(target, storage_options)
     if root is not None:
         checks.check_not_inside_inputs(target_path, root)
         checks.check_arrays_reach_workers(root, options.scheduler)
@@ -346,9 +344,10 @@ def plan(
 
 def save(
     image: Any,
-    target: str | os.PathLike[str],
+    target: str | os.PathLike[str] | Remote,
     *,
     progress: bool = True,
+    storage_options: dict[str, Any] | None = None,
     **options: Any,
 ) -> RunReport:
     """Compute ``image`` block by block and stream it into a Zarr store at ``target``.
@@ -361,9 +360,14 @@ def save(
     target
         Directory of the output: an OME-Zarr (NGFF 0.5) group whose array ``"0"`` holds the
         image (Zarr v3; floats compressed with blosc's LZ4 after a byte shuffle, integers
-        with zstd). ``(Y, X, C)`` images are stored channel first.
+        with zstd). ``(Y, X, C)`` images are stored channel first. An address on an object
+        store (``s3://bucket/out.zarr``, ``gs://``, ``az://``) writes it there, with the same
+        records, lock and resume as on disk.
     progress
         Show a progress bar on stderr.
+    storage_options
+        For an address: options of its fsspec filesystem that the environment cannot say
+        (credentials and endpoints come from the environment and profiles by default).
     options
         Any of :class:`RunOptions`, as keywords: ``chunks`` (stored chunk shape; every block
         must consist of whole chunks), ``overwrite`` (replace an existing Zarr output; the
@@ -380,4 +384,7 @@ def save(
     RunReport
         Time, throughput, tasks, bytes read and written.
     """
-    return plan(image, target, **RunOptions.of(options).__dict__).execute(progress=progress)
+    checked = plan(
+        image, target, storage_options=storage_options, **RunOptions.of(options).__dict__
+    )
+    return checked.execute(progress=progress)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import dask.array as da
 
     from pipeline.grid import ChunkGrid, ChunksLike
+    from pipeline.io import Remote
 
 __all__ = ["Job", "RunOptions"]
 
@@ -74,7 +75,7 @@ class Job:
 
     image: da.Array
     """The lazy result to write."""
-    target: Path
+    target: Path | Remote
     """Output store."""
     grid: ChunkGrid
     """Output blocks: one task each."""

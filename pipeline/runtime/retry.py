@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from pipeline.grid import Window
+    from pipeline.io import Remote
 
 __all__ = ["TRANSIENT", "attempts"]
 
@@ -31,7 +32,7 @@ TRANSIENT = {
 """I/O errors worth another attempt: the storage may answer next time."""
 
 
-def attempts(work: Callable[[], Any], retries: int, target: Path, window: Window) -> Any:
+def attempts(work: Callable[[], Any], retries: int, target: Path | Remote, window: Window) -> Any:
     """Run ``work`` again after a transient I/O error (with a short backoff), up to
     ``retries`` times; storage that refuses writes is explained at once (`refusal`)."""
     for attempt in range(retries + 1):

@@ -15,22 +15,20 @@ from pipeline.errors import (
     InputChangedError,
     OutputWriteError,
     PipelineError,
-    ResumeError,
     WorkerDiedError,
 )
 from pipeline.grid import ChunkGrid, level_shape
 from pipeline.io import (
+    Remote,
     RunRecord,
     ZarrTarget,
     add_level,
     create_target,
-    damaged_chunks,
     directory_size,
     done_blocks,
-    forget_block,
     hold,
+    is_store_failure,
     open_source,
-    open_target,
     read_record,
     refusal,
     sweep_partials,
@@ -42,6 +40,7 @@ from pipeline.ops.pyramid import DownsampleNode
 from pipeline.report import BlockStats, RunReport
 from pipeline.runtime.pool import broken_pool_message
 from pipeline.runtime.progress import progress_bar
+from pipeline.runtime.resume import resume_output
 from pipeline.runtime.scheduler import Executor, executor
 from pipeline.runtime.tasks import died_on, forget_running, wait_for_blocks, write_tasks
 from pipeline.runtime.watchdog import Watch, watch_blocks
@@ -52,7 +51,7 @@ if TYPE_CHECKING:
 
     from pipeline.runtime.job import Job
 
-__all__ = ["differences", "execute", "level_grids"]
+__all__ = ["execute", "level_grids"]
 
 
 def level_grids(job: Job) -> list[ChunkGrid]:
@@ -90,7 +89,14 @@ def execute(job: Job, *, progress: bool = True) -> RunReport:
             # without its record or array, and no block: it is created again.
             unborn = killed is not None and not _has_level(job.target)
             return _execute(job, record, progress=progress, unborn=unborn)
-    except OSError as exc:
+    except Exception as exc:
+        if isinstance(job.target, Remote) and is_store_failure(exc):
+            if isinstance(exc, PipelineError):
+                raise
+            # The store failing after its client's retries: the lock, the ledger, the record.
+            raise job.target.failure(exc, writing=True) from exc
+        if not isinstance(exc, OSError):
+            raise
         # Storage refusing a write at any moment (the lock, the ledger, the record), not only
         # while a block is written.
         kept = job.target.is_dir() and bool(_done_or_none(job.target))
@@ -100,7 +106,7 @@ def execute(job: Job, *, progress: bool = True) -> RunReport:
         raise refused from exc
 
 
-def _done_or_none(target: Path) -> int:
+def _done_or_none(target: Path | Remote) -> int:
     """How many blocks of level 0 are recorded as written (none if the ledger is unreadable)."""
     try:
         return len(done_blocks(target, "0"))
@@ -108,7 +114,16 @@ def _done_or_none(target: Path) -> int:
         return 0
 
 
-def _has_level(target: Path) -> bool:
+def _remove(target: Path | Remote) -> None:
+    """Delete an output the run created and wrote no block to: there is nothing to resume."""
+    if isinstance(target, Remote):
+        with contextlib.suppress(Exception):  # the store failing is what stopped the run
+            target.remove_tree()
+    else:
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def _has_level(target: Path | Remote) -> bool:
     """Whether the output has its record and its full-resolution array."""
     return (
         read_record(target) is not None
@@ -130,7 +145,7 @@ def _execute(job: Job, record: RunRecord, *, progress: bool, unborn: bool) -> Ru
         # the block it was computing is still there.
         blocks = _died_on(job)
         if created and not done_blocks(job.target, "0"):
-            shutil.rmtree(job.target, ignore_errors=True)  # nothing to resume
+            _remove(job.target)  # nothing to resume
         raise WorkerDiedError(broken_pool_message(blocks)) from exc.__cause__
     except BaseException:
         # Blocks of threads still running (stuck, and abandoned) are not blocks it died on.
@@ -140,7 +155,7 @@ def _execute(job: Job, record: RunRecord, *, progress: bool, unborn: bool) -> Ru
         if created:
             wait_for_blocks()
         if created and not done_blocks(job.target, "0"):
-            shutil.rmtree(job.target, ignore_errors=True)  # nothing to resume
+            _remove(job.target)  # nothing to resume
         raise
 
 
@@ -164,7 +179,7 @@ def _compute(
         memory_limit=options.memory_limit,
     ) as ex:
         if resumed:
-            out, skip, record = _resume(job.target, record)
+            out, skip, record = resume_output(job.target, record)
         else:
             out = create_target(
                 job.target,
@@ -326,74 +341,3 @@ def _build_level(job: Job, ex: Executor, base: ZarrTarget, level: int, *, progre
     label = f"{job.target.name} level {level}"
     with progress_bar(grid.num_blocks, label, enabled=progress, completed=len(skip)) as advance:
         ex.run(tasks, lambda _: advance())
-
-
-def _resume(target: Path, record: RunRecord) -> tuple[ZarrTarget, set[tuple[int, int]], RunRecord]:
-    """Check that ``target`` is this run's output, sweep interrupted writes, and find the
-    blocks that are written and intact."""
-    previous = read_record(target)
-    if previous is None:
-        msg = f"cannot resume {target}: it was not written by a pipeline run that can resume"
-        raise ResumeError(msg)
-    changes = differences(previous.fingerprint, record.fingerprint)
-    if changes:
-        msg = (
-            f"cannot resume {target}: the run changed since it was started ({'; '.join(changes)}"
-            "); run without --resume and with --overwrite to start again"
-        )
-        raise ResumeError(msg)
-    sweep_partials(target)
-    skip = set()
-    for index, sums in done_blocks(target).items():
-        if damaged_chunks(target, sums):
-            forget_block(target, index)  # damaged since it was written: compute it again
-        else:
-            skip.add(index)
-    previous.run_id, previous.resumed, previous.complete = record.run_id, record.created, False
-    write_record(target, previous)
-    return open_target(target, previous.run_id), skip, previous
-
-
-def _change(field: str, old: Any, new: Any) -> str:
-    """One changed field of a step, in words: a setting by its name where both are readable
-    mappings of settings (``cell_size 30.0 -> 10.0``)."""
-    if field == "source":
-        return "its code"
-    if field == "params":
-        import ast
-
-        try:
-            before, after = ast.literal_eval(old), ast.literal_eval(new)
-        except (ValueError, SyntaxError, TypeError):
-            before = after = None
-        if isinstance(before, dict) and isinstance(after, dict):
-            changed = [
-                f"{k} {before[k]} -> {after[k]}" if k in before else f"{k} {after[k]} (new)"
-                for k in after
-                if before.get(k, object()) != after[k]
-            ]
-            changed += [f"{k} {before[k]} (gone)" for k in before if k not in after]
-            return ", ".join(changed)
-    return f"{field} {old} -> {new}"
-
-
-def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """What changed between two fingerprints, in words."""
-    changes = []
-    if old.get("inputs") != new["inputs"]:
-        changes.append("an input file changed (path, size or modification time)")
-    old_steps, new_steps = old.get("steps", []), new["steps"]
-    if len(old_steps) != len(new_steps):
-        changes.append(f"the steps changed ({len(old_steps)} before, {len(new_steps)} now)")
-    else:
-        for k, (a, b) in enumerate(zip(old_steps, new_steps, strict=True)):
-            fields = [f for f in b if a.get(f) != b[f]]
-            if fields:
-                what = ", ".join(_change(f, a.get(f), b[f]) for f in fields)
-                changes.append(f"step {k} ({b['function']}) changed: {what}")
-    for key, value in new["layout"].items():
-        if old.get("layout", {}).get(key) != value:
-            changes.append(f"the output {key} changed ({old['layout'].get(key)} -> {value})")
-    if old.get("version") != new["version"]:
-        changes.append(f"pipeline changed from {old.get('version')} to {new['version']}")
-    return changes

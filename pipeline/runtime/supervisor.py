@@ -28,6 +28,8 @@ from pipeline.runtime.tasks import RUNNING_DIR
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from pipeline.io import Remote
+
 __all__ = ["can_supervise", "supervise"]
 
 _FORWARDED = ("SIGTERM", "SIGHUP", "SIGQUIT")
@@ -44,7 +46,7 @@ def can_supervise() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1
 
 
-def supervise(work: Callable[[], int], output: Path) -> int:
+def supervise(work: Callable[[], int], output: Path | Remote) -> int:
     """Run ``work`` (which returns an exit code) in a forked child writing ``output``, and
     return its exit code. The child returns from here with the code of ``work`` (so that its
     exit runs as an unsupervised one would); the parent returns once the child ended,
@@ -71,7 +73,7 @@ def _as_child(crashes: object) -> None:
     faulthandler.enable(file=crashes, all_threads=True)  # type: ignore[arg-type]
 
 
-def _as_parent(pid: int, output: Path, crashes: object) -> int:
+def _as_parent(pid: int, output: Path | Remote, crashes: object) -> int:
     """Wait for the child, forwarding the signals meant for the run; report its death."""
     previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
     for name in _FORWARDED:
@@ -93,22 +95,26 @@ def _as_parent(pid: int, output: Path, crashes: object) -> int:
     return 2 if blamed else 128 - code
 
 
-def _notes_of(output: Path, pid: int) -> list[dict[str, object]]:
+def _notes_of(output: Path | Remote, pid: int) -> list[dict[str, object]]:
     """The blocks process ``pid`` was computing when it ended (and forget them)."""
     notes = []
     folder = output / RUNNING_DIR
-    for marker in sorted(folder.glob(f"{pid}-*")) if folder.is_dir() else []:
+    try:
+        markers: list[Path | Remote] = list(folder.glob(f"{pid}-*")) if folder.is_dir() else []
+    except Exception:  # an object store that fails: the run has said why it ended
+        return []
+    for marker in sorted(markers, key=lambda m: m.name):
         try:
             note = json.loads(marker.read_text() or "{}")
-        except (OSError, ValueError):
+            marker.unlink(missing_ok=True)
+        except Exception:  # a note is for a crash report, never a new failure
             note = {}
         notes.append({"block": marker.name.partition("-")[2], **note})
-        marker.unlink(missing_ok=True)
     return notes
 
 
 def death_message(
-    code: int, notes: list[dict[str, object]], crash: str, output: Path
+    code: int, notes: list[dict[str, object]], crash: str, output: Path | Remote
 ) -> tuple[str, bool]:
     """What to tell the user when the run's process ended without a word (its exit code
     ``code``, negative for a signal): how it ended, the block it was computing (the crashing

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import dask.array as da
 
     from pipeline.grid import ChunkGrid, Window
-    from pipeline.io import ZarrTarget
+    from pipeline.io import Remote, ZarrTarget
     from pipeline.ops import Node
     from pipeline.ops.nodes import ChunkKey
 
@@ -94,7 +94,9 @@ def wait_for_blocks(seconds: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
-def running(store: Path, index: tuple[int, int], window: Window | None = None) -> Iterator[None]:
+def running(
+    store: Path | Remote, index: tuple[int, int], window: Window | None = None
+) -> Iterator[None]:
     """Mark block ``index`` as being computed by this process while the block runs. The note
     holds the thread computing it and the block's pixels, for the report of a crash."""
     marker = store / RUNNING_DIR / f"{os.getpid()}-{index[0]}.{index[1]}"
@@ -121,7 +123,7 @@ def running(store: Path, index: tuple[int, int], window: Window | None = None) -
         marker.unlink(missing_ok=True)
 
 
-def forget_running(store: Path) -> None:
+def forget_running(store: Path | Remote) -> None:
     """Remove this process's notes: the run stops, and blocks its threads are still running
     (stuck, abandoned) are not blocks it died on."""
     folder = store / RUNNING_DIR
@@ -130,11 +132,12 @@ def forget_running(store: Path) -> None:
             marker.unlink()
 
 
-def died_on(store: Path) -> list[tuple[int, int]]:
+def died_on(store: Path | Remote) -> list[tuple[int, int]]:
     """Blocks that a process of this machine, now gone, was computing when it died."""
     found = []
     folder = store / RUNNING_DIR
-    for marker in sorted(folder.iterdir()) if folder.is_dir() else []:
+    markers: list[Path | Remote] = list(folder.iterdir()) if folder.is_dir() else []
+    for marker in sorted(markers, key=lambda m: m.name):
         pid, _, index = marker.name.partition("-")
         i, _, j = index.partition(".")
         try:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from pipeline.io import Remote
+
 __all__ = ["Watch", "watch_blocks"]
 
 
@@ -47,7 +49,7 @@ class Watch:
 
 
 @contextlib.contextmanager
-def watch_blocks(store: Path, seconds: float | None) -> Iterator[Watch]:
+def watch_blocks(store: Path | Remote, seconds: float | None) -> Iterator[Watch]:
     """Watch the blocks of the run writing ``store``; past ``seconds`` on one block,
     interrupt the main thread (a `KeyboardInterrupt` there) and say which in the `Watch`."""
     watch = Watch(seconds)
@@ -69,7 +71,7 @@ def watch_blocks(store: Path, seconds: float | None) -> Iterator[Watch]:
 
 
 def _watch(
-    folder: Path, watch: Watch, started: float, stop: threading.Event, main: int | None
+    folder: Path | Remote, watch: Watch, started: float, stop: threading.Event, main: int | None
 ) -> None:
     assert watch.seconds is not None
     while not stop.wait(min(1.0, watch.seconds / 4)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pipeline.runtime.run import differences
+from pipeline.runtime.resume import differences
 
 BEFORE: dict[str, Any] = {
     "inputs": ["tiff:/data/dem.tif:0:100:1"],

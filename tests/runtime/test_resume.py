@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import zarr
-from conftest import loopback_cluster
+from conftest import loopback_cluster, run_cli
 
 import pipeline
 from pipeline.demo import write_dem
@@ -71,17 +71,6 @@ def project(tmp_path: Path) -> Path:
         """)
     )
     return tmp_path
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.mark.slow
