@@ -407,7 +407,7 @@ def test_bad_override_is_located_on_the_command_line(
     assert main(["run", str(project / "run.yaml"), "--set", "output.chunk=[64, 64]"]) == 2
     assert capsys.readouterr().err.strip() == (
         "error: --set: output.chunk: unknown key 'chunk': did you mean 'chunks'? allowed here: "
-        "chunks, downsample, ngff, overwrite, path, pyramid"
+        "chunks, downsample, ngff, overwrite, path, pyramid, storage_options"
     )
     assert main(["run", str(project / "run.yaml"), "--set", "nonsense"]) == 2
     assert "write KEY=VALUE" in capsys.readouterr().err

@@ -70,8 +70,9 @@ def test_seed_benchmark_runs_every_contender(tmp_path: Path) -> None:
 def test_object_store_benchmark_runs_and_reports_every_case() -> None:
     pytest.importorskip("moto.server")
     out = run_benchmark("object_store.py", "--size", "300x400", "--repeat", "1")
-    for case in ("GeoTIFF, local disk", "GeoTIFF, loopback S3", "Zarr, loopback S3"):
+    for case in ("GeoTIFF disk -> disk", "Zarr S3 -> disk", "GeoTIFF disk -> S3", "S3 -> S3"):
         assert case in out
+    assert out.count("Mpx/s") == 6
 
 
 @pytest.mark.slow

@@ -1,8 +1,10 @@
 """A real cluster, not a LocalCluster: ``dask scheduler`` and two ``dask worker`` processes
 started from the command line on 127.0.0.1, each worker in its own empty directory (it cannot
-see the config's folder). `pipeline run CONFIG --scheduler tcp://...` must ship the config's
-``file.py`` function to them, survive one worker killed with SIGKILL mid-run, and write what a
-local run writes, byte for byte (issue 17)."""
+see the config's folder), with the input and the output on the S3 server the tests start on
+127.0.0.1 (the workers get its credentials from their environment, as deployed workers do).
+`pipeline run CONFIG --scheduler tcp://...` must ship the config's ``file.py`` function to
+them, survive one worker killed with SIGKILL mid-run, and write what a local run writes, byte
+for byte (issue 17)."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import S3Server, new_bucket, upload
 
-from pipeline.io import done_blocks
+from pipeline.demo import write_dem
+from pipeline.io import Remote, done_blocks
 
 pytest.importorskip("distributed")
 
@@ -39,8 +43,7 @@ def slow_relief(block):
 
 CONFIG = """
 input:
-  path: dem.tif
-  generate: {{kind: synthetic-dem, shape: [768, 1024], seed: 5}}
+  path: {input}
 steps:
   - function: functions.py:slow_relief
     depth: 1
@@ -64,8 +67,11 @@ def _wait_for(condition: object, seconds: float, what: str) -> None:
 
 
 @pytest.fixture
-def command_line_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
-    """``dask scheduler`` and two ``dask worker`` processes, as a user starts them."""
+def command_line_cluster(
+    tmp_path: Path, s3_server: S3Server
+) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """``dask scheduler`` and two ``dask worker`` processes, as a user starts them (in the
+    environment that names the S3 server and its credentials)."""
     scheduler_file = tmp_path / "scheduler.json"
     processes = [
         subprocess.Popen(
@@ -113,8 +119,11 @@ def _run(folder: Path, *args: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def _chunks(store: Path) -> dict[str, bytes]:
+def _chunks(store: Path | Remote) -> dict[str, bytes]:
     """Every chunk object of the output's full-resolution array, by key."""
+    if isinstance(store, Remote):
+        keys = [k for k in store.find() if k.startswith("0/c/")]
+        return {k: v for k, v in store.read_many(keys).items() if v is not None}
     return {
         str(p.relative_to(store)): p.read_bytes()
         for p in (store / "0" / "c").rglob("*")
@@ -123,16 +132,22 @@ def _chunks(store: Path) -> dict[str, bytes]:
 
 
 def test_a_command_line_cluster_survives_a_killed_worker_byte_for_byte(
-    tmp_path: Path, command_line_cluster: tuple[str, list[subprocess.Popen[bytes]]]
+    tmp_path: Path,
+    command_line_cluster: tuple[str, list[subprocess.Popen[bytes]]],
+    s3_server: S3Server,
 ) -> None:
     address, processes = command_line_cluster
     project = tmp_path / "project"
     project.mkdir()
+    bucket = new_bucket(s3_server)
+    dem = write_dem(project / "dem.tif", (768, 1024), seed=5, tile=(256, 256))
+    source = upload(s3_server, dem, f"s3://{bucket}/dem.tif")
     (project / "functions.py").write_text(FUNCTIONS)
-    (project / "run.yaml").write_text(CONFIG.format(output="cluster.zarr"))
+    url = f"s3://{bucket}/cluster.zarr"
+    (project / "run.yaml").write_text(CONFIG.format(input=source, output=url))
     run = _run(project, "--scheduler", address)
-    output = project / "cluster.zarr"
-    _wait_for(lambda: output.exists() and len(done_blocks(output)) >= 3, 120, "three blocks")
+    output = Remote.of(url)
+    _wait_for(lambda: len(done_blocks(output)) >= 3, 120, "three blocks")
     os.kill(processes[1].pid, signal.SIGKILL)  # one worker, mid-run, without a word
     killed_at = len(done_blocks(output))
     out, _ = run.communicate(timeout=300)
@@ -142,7 +157,7 @@ def test_a_command_line_cluster_survives_a_killed_worker_byte_for_byte(
     assert killed_at < total, "the run ended before the worker was killed"
     assert len(done_blocks(output)) == total
 
-    (project / "run.yaml").write_text(CONFIG.format(output="local.zarr"))
+    (project / "run.yaml").write_text(CONFIG.format(input="dem.tif", output="local.zarr"))
     local = _run(project, "--scheduler", "threads")
     out, _ = local.communicate(timeout=300)
     assert local.returncode == 0, out
