@@ -80,3 +80,14 @@ def test_scheduler_load_benchmark_runs_and_reports_both_ways() -> None:
     out = run_benchmark("scheduler_load.py", "--size", "1024", "--block", "256", "--workers", "1")
     assert "16 tasks" in out
     assert "in waves of 4096: first task after" in out and "all at once: first task" in out
+
+
+@pytest.mark.slow
+def test_vs_gdal_benchmark_runs_and_reports_both_commands() -> None:
+    import shutil
+
+    if shutil.which("gdaldem") is None:
+        pytest.skip("gdaldem (Debian's gdal-bin) is not installed")
+    out = run_benchmark("vs_gdal.py", "--sizes", "64x96", "--repeat", "1")
+    assert "pipeline run:" in out and "gdaldem slope:" in out
+    assert "gdaldem / pipeline wall time:" in out
