@@ -158,17 +158,23 @@ def write_tasks(
     retries: int = 2,
 ) -> list[Any]:
     """One Delayed per block not in ``skip``: compute it (fused with its program), write it,
-    record it."""
+    record it.
+
+    Largest blocks first, so that the last tasks, which leave cores idle when they end
+    unevenly, are the smallest (edge blocks cut by the image's border). The list is in that
+    order (a cluster runs its waves in it), and so are the keys: dask's local schedulers
+    start independent tasks in reverse order of their keys, compared as text (so the rank is
+    zero-padded)."""
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
 
     program = program_for(array)
     name = f"write-{array.name}"
     layer: dict[Any, Any] = {}
-    for (i, j), window in grid.blocks():
-        if skip and (i, j) in skip:
-            continue
-        key = (name, i, j)
+    blocks = [(index, w) for index, w in grid.blocks() if not (skip and index in skip)]
+    blocks.sort(key=lambda block: -block[1].size)  # stable: row-major among equals
+    for rank, ((i, j), window) in enumerate(blocks):
+        key = (name, f"{len(blocks) - 1 - rank:09d}")
         layer[key] = block_task(key, write_block, program, window, target, (i, j), retries)
     graph = HighLevelGraph.from_collections(name, layer, dependencies=list(program.collections))
     return [Delayed(key, graph, layer=name) for key in layer]

@@ -86,3 +86,29 @@ def test_a_cluster_gets_the_tasks_in_waves(
     assert report.tasks > 4  # more than one wave
     assert batches[0] == 4 and max(batches) <= 4 and sum(batches) == report.tasks
     np.testing.assert_array_equal(pipeline.open_image(tmp_path / "o.zarr").compute(), image + 1)
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads"])
+def test_the_largest_blocks_run_first_and_the_edge_blocks_last(
+    tmp_path: Path, scheduler: str
+) -> None:
+    """The last tasks of a run leave cores idle as they end unevenly: they are the smallest
+    (the blocks cut by the image's border), and the full blocks run before them."""
+    import numpy as np
+
+    import pipeline
+
+    seen: list[int] = []
+
+    def record(block: np.ndarray) -> np.ndarray:
+        seen.append(block.size)
+        return block
+
+    image = pipeline.open_image(np.zeros((250, 370), dtype="float32"), chunks=(100, 100))
+    pipeline.save(
+        pipeline.apply(record, image), tmp_path / "o.zarr", scheduler=scheduler, workers=1,
+        progress=False,
+    )  # fmt: skip
+    assert len(seen) == 3 * 4
+    assert seen == sorted(seen, reverse=True)
+    assert seen[0] == 100 * 100 and seen[-1] == 50 * 70
