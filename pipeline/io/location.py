@@ -190,9 +190,11 @@ class Remote:
         return self
 
     def _fs(self) -> Any:
-        """The filesystem, with its listings forgotten: another process may have written."""
+        """The filesystem, with every listing it cached forgotten: another process may have
+        written since, and a stale listing makes fsspec report an object that exists as
+        missing (forgetting this address alone keeps the listings of the prefixes under it)."""
         fs = self.filesystem()
-        fs.invalidate_cache(self.url)
+        fs.invalidate_cache()
         return fs
 
     def is_dir(self) -> bool:
@@ -221,7 +223,7 @@ class Remote:
         return [name[len(root) + 1 :] for name in self._fs().find(self.url)]
 
     def read_bytes(self) -> bytes:
-        return bytes(self.filesystem().cat_file(self.url))
+        return bytes(self._fs().cat_file(self.url))
 
     def read_many(self, keys: list[str]) -> dict[str, bytes | None]:
         """The objects at ``keys`` (relative to the address), fetched concurrently; ``None``
@@ -229,7 +231,7 @@ class Remote:
         if not keys:
             return {}
         root = self.url.split("://", 1)[-1]
-        got = self.filesystem().cat([f"{self.url}/{k}" for k in keys], on_error="return")
+        got = self._fs().cat([f"{self.url}/{k}" for k in keys], on_error="return")
         found: dict[str, bytes] = {}
         for name, value in got.items():
             if isinstance(value, FileNotFoundError):
@@ -254,7 +256,7 @@ class Remote:
         """Store ``data`` unless the object exists, as one conditional request (S3's
         ``If-None-Match: *``); ``False`` if it existed. Stores without conditional writes
         are checked first, which two runs starting at the same instant could both pass."""
-        fs = self.filesystem()
+        fs = self._fs()
         try:
             fs.pipe_file(self.url, data, mode="create")
         except FileExistsError:
@@ -267,7 +269,7 @@ class Remote:
 
     def unlink(self, *, missing_ok: bool = False) -> None:
         try:
-            self.filesystem().rm_file(self.url)
+            self._fs().rm_file(self.url)
         except FileNotFoundError:
             if not missing_ok:
                 raise
@@ -288,7 +290,7 @@ class Remote:
         """The object's size and modification time, as ``os.stat`` gives them."""
         import os
 
-        info = self.filesystem().info(self.url)
+        info = self._fs().info(self.url)
         modified = info.get("LastModified") or info.get("mtime") or info.get("updated")
         when = modified.timestamp() if hasattr(modified, "timestamp") else float(modified or 0)
         size = int(info.get("size") or 0)

@@ -343,3 +343,23 @@ def test_a_missing_bucket_or_a_refused_write_is_one_line_naming_the_output(
         assert "\n" not in str(missing.value)
     finally:
         server.stop()
+
+
+def test_objects_written_by_another_process_after_a_listing_are_seen(
+    s3_server: S3Server,
+) -> None:
+    """fsspec caches listings: after one, an object another process writes under a listed
+    prefix read as missing, so a resume took a written chunk as lost, and a run could take
+    a live run's lock as absent and delete it (regression: seen in CI)."""
+    import s3fs
+
+    bucket = new_bucket(s3_server)
+    output = Remote.of(f"s3://{bucket}/out.zarr")
+    (output / "0/c/3/1").write_bytes(b"mine")
+    assert output.find() == ["0/c/3/1"]  # lists, and caches, every prefix under the output
+    other = s3fs.S3FileSystem(**s3_server.options, skip_instance_cache=True)  # another run
+    other.pipe_file(f"{bucket}/out.zarr/0/c/3/3", b"theirs")
+    other.pipe_file(f"{bucket}/out.zarr/.pipeline-lock.json", b"{}")
+    assert output.read_many(["0/c/3/1", "0/c/3/3"]) == {"0/c/3/1": b"mine", "0/c/3/3": b"theirs"}
+    assert (output / ".pipeline-lock.json").stat().st_size == 2
+    assert (output / "0/c/3/3").read_bytes() == b"theirs"
