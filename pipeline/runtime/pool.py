@@ -105,12 +105,20 @@ def _exit(signum: int, frame: object) -> None:
 
 def _terminate(pool: Any) -> None:
     """Stop a process pool's workers now (concurrent.futures only awaits them)."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
+    processes: list[Any] = []
+
+    def stop_workers() -> None:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            if process not in processes:
+                processes.append(process)
+                process.terminate()
+
     # Workers first: a worker that found its queue closed by the shutdown would print the
-    # traceback of that on its way out.
-    for process in processes:
-        process.terminate()
+    # traceback of that on its way out. Again after the shutdown began: a worker the pool
+    # started meanwhile (under load, seen in CI) would print an EOFError from its queue.
+    stop_workers()
     pool.shutdown(wait=False, cancel_futures=True)
+    stop_workers()
     for process in processes:
         process.join(timeout=3)
         if process.is_alive():
