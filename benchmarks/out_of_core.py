@@ -2,18 +2,22 @@
 against the I/O floor, with wall time and peak memory of each.
 
 In one run, each contender in its own child process (so that peak memory is its own), the
-three in turns, each counting its fastest run:
+four in turns, each counting its fastest run:
 
   (a) plain dask: tifffile's Zarr store, ``da.from_zarr``, ``map_overlap`` with a vectorised
-      numpy Horn slope (depth 1), ``to_zarr``;
+      numpy Horn slope (depth 1), ``to_zarr``, at the blocks (d) chose;
   (b) the I/O floor: one pass that decodes every tile, one pass that writes a same-size
       float32 Zarr of slope values (one block's, repeated: a codec's speed depends on what it
       compresses) with pipeline's codec and settings, both on all cores;
-  (c) pipeline: ``open_image``, ``apply(slope)``, ``save``, blocks chosen by the plan.
+  (c) pipeline: ``open_image``, ``apply(slope)`` (the compiled built-in), ``save``, blocks
+      chosen by the plan;
+  (d) pipeline with a user's function: the same numpy Horn slope as (a), given to
+      ``apply(horn, image, depth=1)``, blocks chosen by the plan (which measures the
+      function on its first block).
 
 It also times the slope kernel alone on a sample of blocks, to state the compute floor
-(compute / cores), and runs (c) again on an image 4x larger to show that its memory does not
-grow with the image.
+(compute / cores), and runs (c) and (d) again on an image 4x larger to show that their
+memory does not grow with the image.
 
 Usage (from the repository root, with the project installed; the TIFFs are generated once
 under --data and kept):
@@ -43,20 +47,25 @@ CELL_SIZE = 30.0
 # --------------------------------------------------------------------------- children
 
 
+def horn(block: np.ndarray) -> np.ndarray:
+    """A user's vectorised numpy Horn slope: a block with a 1-pixel halo in, its interior out."""
+    from pipeline.ops import terrain
+
+    return terrain.slope(block, cell_size=CELL_SIZE).astype(np.float32)
+
+
 def plain_dask(path: Path, out: Path, block: int) -> None:
     import dask.array as da
     import tifffile
     import zarr
 
-    from pipeline.ops import terrain
-
     store = tifffile.imread(path, aszarr=True)
     dem = da.from_zarr(zarr.open(store, mode="r"), chunks=block)
 
-    def horn(b: np.ndarray) -> np.ndarray:
-        return np.pad(terrain.slope(b, cell_size=CELL_SIZE), 1).astype(np.float32)
+    def padded_horn(b: np.ndarray) -> np.ndarray:  # map_overlap trims the halo itself
+        return np.pad(horn(b), 1)
 
-    dem.map_overlap(horn, depth=1, boundary="nearest", dtype=np.float32).to_zarr(str(out))
+    dem.map_overlap(padded_horn, depth=1, boundary="nearest", dtype=np.float32).to_zarr(str(out))
     store.close()
 
 
@@ -98,26 +107,39 @@ def io_floor(path: Path, out: Path, block: int) -> None:
         list(pool.map(write, origins))
 
 
-def product(path: Path, out: Path, block: int) -> dict[str, Any]:
+def product(path: Path, out: Path, block: int, *, user: bool = False) -> dict[str, Any]:
     import pipeline
     from pipeline.ops.terrain_kernels import slope
 
     del block  # the plan chooses
     image = pipeline.open_image(path)
-    checked = pipeline.plan(pipeline.apply(slope, image, dtype="float32", cell_size=CELL_SIZE), out)
+    if user:
+        lazy = pipeline.apply(horn, image, depth=1, dtype="float32")
+    else:
+        lazy = pipeline.apply(slope, image, dtype="float32", cell_size=CELL_SIZE)
+    checked = pipeline.plan(lazy, out)
     report = checked.execute(progress=False)
     return {
         "block": list(checked.grid.chunk_shape),
         "tasks": report.tasks,
         "projected_worker_mb": checked.memory_per_worker / 2**20,
+        "measured": checked.measured.describe() if checked.measured else None,
     }
+
+
+def user_function(path: Path, out: Path, block: int) -> dict[str, Any]:
+    return product(path, out, block, user=True)
 
 
 def child(which: str, path: Path, out: Path, block: int) -> None:
     start = time.perf_counter()
-    extra = {"plain_dask": plain_dask, "io_floor": io_floor, "pipeline": product}[which](
-        path, out, block
-    ) or {}
+    contenders = {
+        "plain_dask": plain_dask,
+        "io_floor": io_floor,
+        "pipeline": product,
+        "user_function": user_function,
+    }
+    extra = contenders[which](path, out, block) or {}
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "peak_mb": own_peak_mb(), **extra}))
 
@@ -155,16 +177,20 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def in_turns(path: Path, work: Path, repeat: int) -> tuple[dict[str, Any], ...]:
-    """(c), (a) and (b), ``repeat`` times in turns (c, a, b, c, a, b, ...): a noisy minute on
-    a shared machine slows all three, not the one that happened to run in it. (c) runs first
-    in each round because its plan chooses the blocks (a) and (b) then use."""
-    runs: dict[str, list[dict[str, Any]]] = {"pipeline": [], "plain_dask": [], "io_floor": []}
+    """(c), (d), (a) and (b), ``repeat`` times in turns (c, d, a, b, c, d, a, b, ...): a
+    noisy minute on a shared machine slows all four, not the one that happened to run in it.
+    (c) and (d) run first in each round because their plans choose the blocks (b) and (a)
+    then use."""
+    order = ("pipeline", "user_function", "plain_dask", "io_floor")
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in order}
     for _ in range(repeat):
         runs["pipeline"].append(run_child("pipeline", path, work / "c.zarr", 0))
+        runs["user_function"].append(run_child("user_function", path, work / "d.zarr", 0))
+        user_block = runs["user_function"][0]["block"][0]
+        runs["plain_dask"].append(run_child("plain_dask", path, work / "a.zarr", user_block))
         block = runs["pipeline"][0]["block"][0]
-        runs["plain_dask"].append(run_child("plain_dask", path, work / "a.zarr", block))
         runs["io_floor"].append(run_child("io_floor", path, work / "b.zarr", block))
-    return best(runs["pipeline"]), best(runs["plain_dask"]), best(runs["io_floor"])
+    return tuple(best(runs[name]) for name in order)
 
 
 def compute_seconds(path: Path, block: tuple[int, int], samples: int = 6) -> float:
@@ -229,7 +255,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="out-of-core-", dir=args.data))
     try:
         first = ensure_tiff(args.data / f"dem-{sizes[0]}.tif", sizes[0])
-        c, a, b = in_turns(first, work, args.repeat)
+        c, d, a, b = in_turns(first, work, args.repeat)
         compute = compute_seconds(first, tuple(c["block"]))
         floor = b["seconds"] + compute / cores
         print(
@@ -239,6 +265,7 @@ def main() -> None:
         )
         print(
             f"  (a) plain dask map_overlap -> to_zarr   {a['seconds']:8.1f} s   peak {a['peak_mb']:7.0f} MB"
+            f"   (blocks of {d['block'][0]}, as (d))"
         )
         print(
             f"  (b) I/O floor: decode + write           {b['seconds']:8.1f} s   peak {b['peak_mb']:7.0f} MB"
@@ -249,17 +276,24 @@ def main() -> None:
             f"   (projected {c['projected_worker_mb']:.0f} MB)"
         )
         print(
-            f"      a/c = {a['seconds'] / c['seconds']:.2f}    c / (b + compute/cores) = "
+            f"  (d) pipeline, the user's numpy function  {d['seconds']:8.1f} s   peak {d['peak_mb']:7.0f} MB"
+            f"   (projected {d['projected_worker_mb']:.0f} MB; blocks of {d['block'][0]}x{d['block'][1]},"
+            f" {d['tasks']} tasks)"
+        )
+        print(f"      measured: {d['measured']}")
+        print(
+            f"      a/d = {a['seconds'] / d['seconds']:.2f}    c / (b + compute/cores) = "
             f"{c['seconds'] / floor:.2f}"
         )
         for size in sizes[1:]:
             bigger = ensure_tiff(args.data / f"dem-{size}.tif", size)
-            big = run_child("pipeline", bigger, work / "c.zarr", 0)
-            growth = big["peak_mb"] / c["peak_mb"] - 1
-            print(
-                f"  (c) at {size}x{size}: {big['seconds']:.1f} s, peak {big['peak_mb']:.0f} MB "
-                f"({growth:+.1%} for {size**2 / sizes[0] ** 2:.0f}x the pixels)"
-            )
+            for label, which, small in (("c", "pipeline", c), ("d", "user_function", d)):
+                big = run_child(which, bigger, work / f"{label}.zarr", 0)
+                growth = big["peak_mb"] / small["peak_mb"] - 1
+                print(
+                    f"  ({label}) at {size}x{size}: {big['seconds']:.1f} s, peak {big['peak_mb']:.0f} MB "
+                    f"({growth:+.1%} for {size**2 / sizes[0] ** 2:.0f}x the pixels)"
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

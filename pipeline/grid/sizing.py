@@ -104,13 +104,16 @@ def choose_blocks(
     budget: int,
     workers: int,
     budget_source: str = "",
+    task_memory: Callable[[tuple[int, int]], int] | None = None,
+    task_target: int | None = None,
 ) -> BlockChoice:
     """The block shape for a run.
 
     Candidates are made of whole ``unit`` s (storage tiles, or stored chunks). Of those whose
     projected ``memory`` per worker fits the ``budget``, prefer halo overhead under
-    :data:`MAX_OVERHEAD`, then the largest block (up to :data:`LARGEST`) that still gives every
-    worker :data:`TASKS_PER_WORKER` tasks, else the block giving the most tasks. Square-ish
+    :data:`MAX_OVERHEAD`, then the largest block (up to :data:`LARGEST`, and whose
+    ``task_memory`` is at most ``task_target`` when given) that still gives every worker
+    :data:`TASKS_PER_WORKER` tasks, else the block giving the most tasks. Square-ish
     candidates come first; narrower ones are tried only when none of those fits. Raises
     :class:`~pipeline.errors.MemoryBudgetError` when not even one ``unit`` fits the budget,
     saying where the budget comes from (``budget_source``).
@@ -144,12 +147,24 @@ def choose_blocks(
         return BlockChoice(block, tasks, overhead, mem, reason)
     wanted = TASKS_PER_WORKER * workers
     balanced = [o for o in lean if o[1] >= wanted and max(o[0]) <= LARGEST]
+    light = [
+        o
+        for o in balanced
+        if task_memory is None or task_target is None or task_memory(o[0]) <= task_target
+    ]
     if balanced:
-        block, tasks, overhead, mem = max(balanced, key=lambda o: o[0][0] * o[0][1])
+        block, tasks, overhead, mem = max(light or balanced[:1], key=lambda o: o[0][0] * o[0][1])
         reason = (
             f"the largest block with halo re-read under {MAX_OVERHEAD:.0%} that gives "
             f"{workers} workers {TASKS_PER_WORKER}+ tasks each, within the memory budget"
         )
+        if len(light) < len(balanced):
+            limit = f"{format_bytes(task_target or 0)} per task"
+            reason += (
+                f"; larger blocks would hold over {limit}"
+                if light
+                else f"; the smallest such block, as every one holds over {limit}"
+            )
     else:
         block, tasks, overhead, mem = max(lean, key=lambda o: o[1])
         reason = (

@@ -1,14 +1,17 @@
 """The blocks a plan chooses when the caller leaves them to it: made of whole storage units
 (or the stored chunks asked for), enough for every worker, their halo re-read bounded, their
-projected memory within the budget."""
+projected memory within the budget and, per task, within ``memory.TASK_TARGET``; for a
+function that does not say what it allocates, as measured on a real block."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pipeline.errors import MemoryBudgetError
 from pipeline.grid import BlockChoice, ChunkGrid, choose_blocks, normalize_chunks
 from pipeline.ops.tree import storage_tile, total_halo
 from pipeline.planning import memory
+from pipeline.planning.probe import Measurement, measure, needs_measuring
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -37,19 +40,40 @@ def choose_plan_blocks(
     concurrent: int,
     budget: int,
     source: str,
-) -> tuple[da.Array, BlockChoice]:
+) -> tuple[da.Array, BlockChoice, Measurement | None]:
     """The program cut into the blocks the plan chooses (whole units, enough for every
-    worker, halo re-read bounded, memory within the budget)."""
+    worker, halo re-read bounded, memory within the budget), and the measurement of its
+    first block when it runs a function that does not say what it allocates: blocks are
+    chosen a first time on the usual guess, the program is measured on the first of them,
+    and blocks are chosen again on what it held."""
     root = program.root
-    choice = choose_blocks(
-        (int(array.shape[0]), int(array.shape[1])),
-        block_unit(program, array, chunks),
-        total_halo(root),
-        memory=lambda block: memory.worker_bytes(
-            memory.task_bytes(root, block), threads, memory.cache_bytes(root, threads)
-        ),
-        budget=budget,
-        workers=concurrent,
-        budget_source=source,
-    )
-    return program.regrid(ChunkGrid.regular(array.shape, choice.block)), choice
+    shape = (int(array.shape[0]), int(array.shape[1]))
+    unit = block_unit(program, array, chunks)
+    cache = memory.cache_bytes(root, threads)
+    target = memory.task_target()
+
+    def choose(measured: Measurement | None) -> BlockChoice:
+        return choose_blocks(
+            shape,
+            unit,
+            total_halo(root),
+            memory=lambda block: memory.worker_bytes(
+                memory.task_bytes(root, block, measured=measured), threads, cache
+            ),
+            budget=budget,
+            workers=concurrent,
+            budget_source=source,
+            task_memory=lambda block: memory.task_bytes(root, block, measured=measured),
+            task_target=target,
+        )
+
+    if not needs_measuring(root):
+        choice, measured = choose(None), None
+    else:
+        try:
+            first = choose(None).block
+        except MemoryBudgetError:  # the guess may be too high: measure one storage unit
+            first = unit
+        measured = measure(root, first, unit)
+        choice = choose(measured)
+    return program.regrid(ChunkGrid.regular(array.shape, choice.block)), choice, measured

@@ -16,16 +16,19 @@ if TYPE_CHECKING:
     import dask.array as da
 
     from pipeline.ops import Node
+    from pipeline.planning.probe import Measurement
 
 __all__ = [
     "ALLOCATOR_SLACK",
     "BASELINE_BYTES",
     "BUDGET_SHARE",
+    "TASK_TARGET",
     "cache_bytes",
     "check_budget",
     "check_units",
     "memory_budget",
     "task_bytes",
+    "task_target",
     "worker_bytes",
 ]
 
@@ -35,6 +38,12 @@ ALLOCATOR_SLACK = 2.0
 """Resident memory per byte a task holds at its peak. The allocator keeps blocks a task freed
 for the next (glibc's per-thread arenas, which fragment), so a process's resident size grows
 past the live arrays; the README's out-of-core benchmark gives the measurements."""
+TASK_TARGET = 64 * 2**20
+"""Bytes a task should hold at its peak when the plan chooses blocks and memory does not ask
+for smaller ones. Worker threads allocate from glibc's per-thread heaps, of 64 MiB each; a task
+holding more gets its arrays freshly mapped, and zeroed by the kernel, on every use. Measured
+(a numpy Horn slope, 35 bytes per pixel, 2 threads): 33 ns per pixel with blocks of 1536, 24
+with blocks of 1024 or 512."""
 BUDGET_SHARE = 0.6
 """Share of the available memory a run plans to use by default."""
 
@@ -63,10 +72,16 @@ def memory_budget(memory_limit: str | None, processes: int) -> tuple[int, str]:
     )
 
 
-def task_bytes(root: Node | None, block: tuple[int, int], array: da.Array | None = None) -> int:
+def task_bytes(
+    root: Node | None,
+    block: tuple[int, int],
+    array: da.Array | None = None,
+    measured: Measurement | None = None,
+) -> int:
     """One task's projected peak: its program on a block at the image corner (where padding
-    copies add up) or in the middle, whichever is more, plus the write's buffers. Without a
-    program, the block of ``array``, its copy and its compressed copy."""
+    copies add up) or in the middle, whichever is more, plus the write's buffers; or, when
+    the program was ``measured`` on a real block, that block's peak scaled by pixels. Without
+    a program, the block of ``array``, its copy and its compressed copy."""
     if root is None:
         assert array is not None
         by, bx = ChunkGrid.from_dask(array.chunks).chunk_shape
@@ -77,8 +92,16 @@ def task_bytes(root: Node | None, block: tuple[int, int], array: da.Array | None
     corner = Window(0, by, 0, bx)
     y0, x0 = max(0, (height - by) // 2), max(0, (width - bx) // 2)
     middle = Window(y0, y0 + by, x0, x0 + bx)
-    compute = max(root.peak_bytes(corner), root.peak_bytes(middle))
+    if measured is not None:
+        compute = int(measured.bytes_per_pixel * by * bx)
+    else:
+        compute = max(root.peak_bytes(corner), root.peak_bytes(middle))
     return compute + 2 * by * bx * root.pixel_nbytes  # the block and its compressed copy
+
+
+def task_target() -> int:
+    """Bytes a task should hold at most when blocks are chosen (:data:`TASK_TARGET`)."""
+    return TASK_TARGET
 
 
 def worker_bytes(per_task: int, threads: int, cache: int | None = None) -> int:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     import dask.array as da
 
     from pipeline.grid import ChunksLike
+    from pipeline.planning.probe import Measurement
     from pipeline.report import RunReport
 
 __all__ = ["Plan", "RunOptions", "plan", "save"]
@@ -68,6 +69,9 @@ class Plan(RunOptions):
     """Stored chunk shape."""
     choice: BlockChoice | None = None
     """How the blocks were chosen, when the plan chose them."""
+    measured: Measurement | None = None
+    """The program measured on its first block, when it runs a function that does not say
+    what it allocates and the plan chose the blocks (its result is kept for the run)."""
     memory_per_task: int = 0
     """Projected peak of the arrays one task holds at once, bytes."""
     memory_per_worker: int = 0
@@ -162,6 +166,7 @@ class Plan(RunOptions):
             ("reads", format_bytes(self.bytes_read) + " of input pixels, halos included"),
             ("writes", format_bytes(self.image.nbytes) + " before compression"),
             ("memory", self._memory_row()),
+            *([("measured", self.measured.describe())] if self.measured else []),
             ("scheduler", scheduler_label(self.scheduler, self.workers)),
         ]
 
@@ -233,6 +238,7 @@ class Plan(RunOptions):
             },
             compile_seconds=self.compile_seconds,
             georef=self.georef,
+            kept=self.measured.kept(self.grid) if self.measured else {},
         )
 
     def execute(self, *, progress: bool = True, resume: bool | None = None) -> RunReport:
@@ -300,9 +306,9 @@ def plan(
     threads, concurrent = parallelism(options.scheduler, workers, threads_per_worker)
     budget, source = memory.memory_budget(memory_limit, concurrent // threads)
     memory.check_units(program.root if program is not None else None, threads, budget, source)
-    choice = None
+    choice = measured = None
     if program is not None and program.auto_grid:
-        array, choice = choose_plan_blocks(
+        array, choice, measured = choose_plan_blocks(
             array,
             program,
             chunks,
@@ -318,7 +324,7 @@ def plan(
     stored = checks.store_chunks(grid, chunks, array.shape)
     check_write_alignment(grid, stored)
     root = program.root if program is not None else None
-    per_task = memory.task_bytes(root, grid.chunk_shape, array)
+    per_task = memory.task_bytes(root, grid.chunk_shape, array, measured)
     per_worker = memory.check_budget(
         grid.chunk_shape, per_task, threads, budget, source, cache=memory.cache_bytes(root, threads)
     )
@@ -335,6 +341,7 @@ def plan(
         grid=grid,
         store_chunks=stored,
         choice=choice,
+        measured=measured,
         memory_per_task=per_task,
         memory_per_worker=per_worker,
         memory_budget=budget,

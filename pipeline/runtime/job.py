@@ -93,3 +93,6 @@ class Job:
     """Time spent compiling kernels for it, in this process."""
     georef: Georef = field(default_factory=Georef)
     """The output's georeferencing (CRS, transform, nodata)."""
+    kept: dict[tuple[int, int], Any] = field(default_factory=dict, repr=False)
+    """Results of blocks computed while planning (to measure the program), by block index:
+    their tasks write these instead of computing them again."""

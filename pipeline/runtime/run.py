@@ -194,7 +194,7 @@ def _compute(
                 georef=job.georef,
             )
             created.append(True)
-        tasks = write_tasks(array, job.grid, out, skip=skip, retries=options.retries)
+        tasks = write_tasks(array, job.grid, out, skip=skip, retries=options.retries, kept=job.kept)
         if ex.dashboard and progress:
             print(f"Dask dashboard: {ex.dashboard}", file=sys.stderr)
         stats: list[BlockStats] = []

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import dask.array as da
+    from numpy.typing import NDArray
 
     from pipeline.grid import ChunkGrid, Window
     from pipeline.io import Remote, ZarrTarget
@@ -44,15 +45,19 @@ def write_block(  # noqa: PLR0917 - a task function: dask passes arguments by po
     target: ZarrTarget,
     index: tuple[int, int],
     retries: int,
+    kept: NDArray[Any] | None,
     keys: tuple[ChunkKey, ...],
     *blocks: Any,
 ) -> BlockStats:
-    """Compute the block at ``window`` (from ``blocks``, the dask blocks it depends on),
-    write it and record it, again after a transient I/O error."""
+    """Compute the block at ``window`` (from ``blocks``, the dask blocks it depends on), or
+    take its ``kept`` result (computed while planning), write it and record it, again after
+    a transient I/O error."""
     start = time.perf_counter()
 
     def work() -> int:
-        array = root.read(window, dict(zip(keys, blocks, strict=True)))
+        array = kept
+        if array is None:
+            array = root.read(window, dict(zip(keys, blocks, strict=True)))
         written = target.write(window, array)
         target.mark_done(index, window)
         return written
@@ -61,7 +66,7 @@ def write_block(  # noqa: PLR0917 - a task function: dask passes arguments by po
         written = attempts(work, retries, target.path, window)
     return BlockStats(
         chunks=chunks_in(window, target.chunks),
-        bytes_read=root.bytes_read(window),
+        bytes_read=root.bytes_read(window) if kept is None else 0,
         bytes_written=written,
         seconds=time.perf_counter() - start,
     )
@@ -156,9 +161,10 @@ def write_tasks(
     *,
     skip: set[tuple[int, int]] | None = None,
     retries: int = 2,
+    kept: dict[tuple[int, int], Any] | None = None,
 ) -> list[Any]:
-    """One Delayed per block not in ``skip``: compute it (fused with its program), write it,
-    record it.
+    """One Delayed per block not in ``skip``: compute it (fused with its program), or take
+    its result from ``kept``, write it, record it.
 
     Largest blocks first, so that the last tasks, which leave cores idle when they end
     unevenly, are the smallest (edge blocks cut by the image's border). The list is in that
@@ -175,6 +181,7 @@ def write_tasks(
     blocks.sort(key=lambda block: -block[1].size)  # stable: row-major among equals
     for rank, ((i, j), window) in enumerate(blocks):
         key = (name, f"{len(blocks) - 1 - rank:09d}")
-        layer[key] = block_task(key, write_block, program, window, target, (i, j), retries)
+        result = (kept or {}).get((i, j))
+        layer[key] = block_task(key, write_block, program, window, target, (i, j), retries, result)
     graph = HighLevelGraph.from_collections(name, layer, dependencies=list(program.collections))
     return [Delayed(key, graph, layer=name) for key in layer]
