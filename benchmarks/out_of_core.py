@@ -131,7 +131,13 @@ def user_function(path: Path, out: Path, block: int) -> dict[str, Any]:
     return product(path, out, block, user=True)
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(which: str, path: Path, out: Path, block: int) -> None:
+    cpu = cpu_seconds()
     start = time.perf_counter()
     contenders = {
         "plain_dask": plain_dask,
@@ -141,7 +147,8 @@ def child(which: str, path: Path, out: Path, block: int) -> None:
     }
     extra = contenders[which](path, out, block) or {}
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "peak_mb": own_peak_mb(), **extra}))
+    cpu = cpu_seconds() - cpu
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mb": own_peak_mb(), **extra}))
 
 
 def own_peak_mb() -> float:
@@ -264,19 +271,19 @@ def main() -> None:
             f"fastest of {args.repeat} runs each, in turns"
         )
         print(
-            f"  (a) plain dask map_overlap -> to_zarr   {a['seconds']:8.1f} s   peak {a['peak_mb']:7.0f} MB"
+            f"  (a) plain dask map_overlap -> to_zarr   {a['seconds']:8.1f} s   peak {a['peak_mb']:7.0f} MB   cpu {a['cpu']:5.1f} s"
             f"   (blocks of {d['block'][0]}, as (d))"
         )
         print(
-            f"  (b) I/O floor: decode + write           {b['seconds']:8.1f} s   peak {b['peak_mb']:7.0f} MB"
+            f"  (b) I/O floor: decode + write           {b['seconds']:8.1f} s   peak {b['peak_mb']:7.0f} MB   cpu {b['cpu']:5.1f} s"
         )
         print(f"      slope compute alone, 1 core         {compute:8.1f} s")
         print(
-            f"  (c) pipeline                             {c['seconds']:8.1f} s   peak {c['peak_mb']:7.0f} MB"
+            f"  (c) pipeline                             {c['seconds']:8.1f} s   peak {c['peak_mb']:7.0f} MB   cpu {c['cpu']:5.1f} s"
             f"   (projected {c['projected_worker_mb']:.0f} MB)"
         )
         print(
-            f"  (d) pipeline, the user's numpy function  {d['seconds']:8.1f} s   peak {d['peak_mb']:7.0f} MB"
+            f"  (d) pipeline, the user's numpy function  {d['seconds']:8.1f} s   peak {d['peak_mb']:7.0f} MB   cpu {d['cpu']:5.1f} s"
             f"   (projected {d['projected_worker_mb']:.0f} MB; blocks of {d['block'][0]}x{d['block'][1]},"
             f" {d['tasks']} tasks)"
         )

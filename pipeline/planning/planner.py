@@ -1,6 +1,6 @@
 """Plans: every check done before computing, then one task per block streaming into Zarr.
 
-`plan` checks a run without computing anything (chunk alignment, the scheduler, memory, the
+`plan` checks a run before its first task (chunk alignment, the scheduler, memory, the
 output path against the inputs, an existing output) and returns a :class:`Plan` that says what
 the run will do. `Plan.execute` hands it to the runtime; `save` is both in one call.
 """
@@ -270,7 +270,11 @@ def plan(
     block_timeout: float | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> Plan:
-    """Check a run of ``image`` into ``target`` without computing anything.
+    """Check a run of ``image`` into ``target`` without writing anything.
+
+    When it chooses the blocks and a step is a function that does not say what it allocates,
+    it computes one block to measure that (see `pipeline.planning.probe`), and keeps it for
+    the run.
 
     The keywords are those of :class:`RunOptions`, and ``storage_options`` for a ``target``
     on an object store (``s3://bucket/out.zarr``) when the environment cannot say them (an
