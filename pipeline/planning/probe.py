@@ -18,6 +18,7 @@ import tracemalloc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pipeline.errors import BlockFunctionError
 from pipeline.grid import Window
 from pipeline.ops.tree import steps
 from pipeline.units import format_bytes
@@ -120,8 +121,11 @@ def _traced(root: Node, window: Window) -> Measurement:
 
 def measure(root: Node, block: tuple[int, int], unit: tuple[int, int]) -> Measurement | None:
     """``root`` measured on the first block of ``block`` (the top-left one), or on the first
-    storage ``unit`` when that block would take more than :data:`PROBE_SECONDS`; ``None``
-    when the program fails there (the run's task reports the failure, with its block)."""
+    storage ``unit`` when that block would take more than :data:`PROBE_SECONDS`.
+
+    A function that fails there raises its :class:`~pipeline.errors.BlockFunctionError`
+    now, as its task would (a function's error is not retried); any other failure (reading
+    the input, say) gives ``None``, and the run's task meets it and reports it."""
     height, width = root.shape[:2]
     by, bx = min(block[0], height), min(block[1], width)
     small = Window(0, min(max(SMALL, unit[0]), by), 0, min(max(SMALL, unit[1]), bx))
@@ -131,5 +135,7 @@ def measure(root: Node, block: tuple[int, int], unit: tuple[int, int]) -> Measur
         if whole == small or first.seconds_per_pixel * whole.size > PROBE_SECONDS:
             return first
         return _traced(root, whole)
+    except BlockFunctionError:
+        raise
     except Exception:  # measuring is optional; the run's task reports the error
         return None

@@ -105,19 +105,40 @@ def test_a_slow_function_is_measured_on_one_storage_unit_only(
     assert function.calls == [(256, 256)]
 
 
-def test_a_function_failing_on_the_measured_block_fails_in_its_task(
+def test_a_function_failing_on_the_measured_block_fails_the_plan_with_its_block(
     dem: Path, tmp_path: Path
 ) -> None:
+    calls: list[int] = []
+
     def broken(block: np.ndarray) -> np.ndarray:
+        calls.append(1)
         msg = "no good"
         raise ValueError(msg)
 
     lazy = pipeline.apply(broken, pipeline.open_image(dem), depth=1, dtype="float32")
+    with pytest.raises(
+        BlockFunctionError,
+        match=r"broken failed on the block at pixels \[0:256, 0:256\] .* ValueError: no good",
+    ):
+        pipeline.plan(lazy, tmp_path / "o.zarr")
+    assert calls == [1], "called once, as the run would have (a function's error is final)"
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_an_input_failing_while_measuring_is_left_to_the_run(
+    dem: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lazy = pipeline.apply(Counting(1), pipeline.open_image(dem), depth=1, dtype="float32")
+
+    def unreadable(*args: object) -> None:
+        msg = "the disk went away"
+        raise OSError(msg)
+
+    monkeypatch.setattr(probe, "_traced", unreadable)
     checked = pipeline.plan(lazy, tmp_path / "o.zarr")
     assert checked.measured is None
     assert "measured" not in dict(checked.describe())
-    with pytest.raises(BlockFunctionError, match=r"broken failed on the block at .* no good"):
-        checked.execute(progress=False)
+    assert checked.choice is not None, "blocks chosen on the usual guess"
 
 
 def test_compiled_kernels_and_given_blocks_are_not_measured(dem: Path, tmp_path: Path) -> None:
