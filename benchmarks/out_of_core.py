@@ -29,6 +29,7 @@ under --data and kept):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import shutil
@@ -200,23 +201,26 @@ def in_turns(path: Path, work: Path, repeat: int) -> tuple[dict[str, Any], ...]:
     return tuple(best(runs[name]) for name in order)
 
 
-def compute_seconds(path: Path, block: tuple[int, int], samples: int = 6) -> float:
-    """The slope kernel alone, one thread, on a sample of blocks (already read and padded),
-    extrapolated to the whole image."""
+def compute_seconds(path: Path, block: tuple[int, int], *, user: bool = False) -> float:
+    """The slope alone (the compiled kernel, or with ``user`` the numpy function of (a) and
+    (d)), one thread, on a sample of blocks already read and padded, extrapolated to the
+    whole image."""
     import pipeline
     from pipeline.grid import BlockInfo, ChunkGrid, padded_read
     from pipeline.ops import program_of
     from pipeline.ops.terrain_kernels import slope
 
-    lazy = pipeline.apply(
-        slope, pipeline.open_image(path, chunks=block), cell_size=CELL_SIZE, dtype="float32"
-    )
+    image = pipeline.open_image(path, chunks=block)
+    if user:
+        lazy = pipeline.apply(horn, image, depth=1, dtype="float32")
+    else:
+        lazy = pipeline.apply(slope, image, cell_size=CELL_SIZE, dtype="float32")
     program = program_of(lazy)
     assert program is not None
     step = program.root
     source = step.inputs[0]  # type: ignore[attr-defined]
     windows = [w for _, w in ChunkGrid.from_dask(lazy.chunks).blocks()]
-    picked = windows[:: max(1, len(windows) // samples)][:samples]
+    picked = windows[:: max(1, len(windows) // 6)][:6]
     seconds, pixels = 0.0, 0
     for window in picked:
         padded, covered = padded_read(
@@ -227,9 +231,10 @@ def compute_seconds(path: Path, block: tuple[int, int], samples: int = 6) -> flo
             source.dtype,
         )
         info = BlockInfo(window, covered, step.image_shape, (1, 1), "nearest")
-        step.func(padded, block_info=info)  # compiled already; warms the caches
+        run = horn if user else functools.partial(step.func, block_info=info)
+        run(padded)  # compiled already; warms the caches
         start = time.perf_counter()
-        step.func(padded, block_info=info)
+        run(padded)
         seconds += time.perf_counter() - start
         pixels += window.size
     return seconds / pixels * sum(w.size for w in windows)
@@ -264,7 +269,9 @@ def main() -> None:
         first = ensure_tiff(args.data / f"dem-{sizes[0]}.tif", sizes[0])
         c, d, a, b = in_turns(first, work, args.repeat)
         compute = compute_seconds(first, tuple(c["block"]))
+        user_compute = compute_seconds(first, tuple(d["block"]), user=True)
         floor = b["seconds"] + compute / cores
+        user_floor = b["seconds"] + user_compute / cores
         print(
             f"\n{sizes[0]}x{sizes[0]} uint16 TIFF ({first.stat().st_size / 1e9:.2f} GB), {cores} cores; "
             f"pipeline chose blocks of {c['block'][0]}x{c['block'][1]} ({c['tasks']} tasks); "
@@ -288,9 +295,11 @@ def main() -> None:
             f" {d['tasks']} tasks)"
         )
         print(f"      measured: {d['measured']}")
+        print(f"      the numpy function alone, 1 core    {user_compute:8.1f} s")
         print(
             f"      a/d = {a['seconds'] / d['seconds']:.2f}    c / (b + compute/cores) = "
-            f"{c['seconds'] / floor:.2f}"
+            f"{c['seconds'] / floor:.2f}    d / (b + function/cores) = "
+            f"{d['seconds'] / user_floor:.2f}"
         )
         for size in sizes[1:]:
             bigger = ensure_tiff(args.data / f"dem-{size}.tif", size)

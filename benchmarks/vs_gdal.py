@@ -15,6 +15,7 @@ Usage (from the repository root, with the project installed and gdal-bin on the 
 
     python benchmarks/vs_gdal.py                         # 256x256 and 24 Mpx
     python benchmarks/vs_gdal.py --sizes 4000x6000 20000x20000 --repeat 3
+    python benchmarks/vs_gdal.py --sizes 20000x20000 --dtype uint16 --repeat 3   # 400 Mpx
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["256x256", "4000x6000"])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--dtype", default="float32", help="of the DEMs (float32 or uint16)")
     args = parser.parse_args()
     gdaldem = shutil.which("gdaldem")
     if gdaldem is None:
@@ -69,7 +71,13 @@ def main() -> None:
         rows = []
         for size in args.sizes:
             height, width = (int(n) for n in size.lower().split("x"))
-            dem = write_dem(folder / f"dem-{size}.tif", (height, width), seed=0, tile=(512, 512))
+            dem = write_dem(
+                folder / f"dem-{size}.tif",
+                (height, width),
+                seed=0,
+                tile=(512, 512),
+                dtype=args.dtype,
+            )
             config = folder / f"slope-{size}.yaml"
             config.write_text(CONFIG.format(dem=dem, out=folder / "slope.zarr"))
             commands = {
@@ -90,7 +98,8 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
     print(
-        f"slope, whole processes, median of {args.repeat} alternating runs, {os.cpu_count()} cores"
+        f"slope of {args.dtype} DEMs, whole processes, median of {args.repeat} alternating runs, "
+        f"{os.cpu_count()} cores"
     )
     for size, megapixels, medians in rows:
         ours, theirs = medians["pipeline run"], medians["gdaldem slope"]

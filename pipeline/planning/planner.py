@@ -270,11 +270,9 @@ def plan(
     block_timeout: float | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> Plan:
-    """Check a run of ``image`` into ``target`` without writing anything.
-
-    When it chooses the blocks and a step is a function that does not say what it allocates,
-    it computes one block to measure that (see `pipeline.planning.probe`), and keeps it for
-    the run.
+    """Check a run of ``image`` into ``target`` without writing anything (a plan that chooses
+    blocks for a function that does not say what it allocates computes one block to measure
+    it, and keeps it for the run: `pipeline.planning.probe`).
 
     The keywords are those of :class:`RunOptions`, and ``storage_options`` for a ``target``
     on an object store (``s3://bucket/out.zarr``) when the environment cannot say them (an

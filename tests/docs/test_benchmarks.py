@@ -91,3 +91,15 @@ def test_vs_gdal_benchmark_runs_and_reports_both_commands() -> None:
     out = run_benchmark("vs_gdal.py", "--sizes", "64x96", "--repeat", "1")
     assert "pipeline run:" in out and "gdaldem slope:" in out
     assert "gdaldem / pipeline wall time:" in out
+
+
+@pytest.mark.slow
+def test_out_of_core_benchmark_runs_every_contender(tmp_path: Path) -> None:
+    out = run_benchmark(
+        "out_of_core.py", "--sizes", "700,1400", "--repeat", "1", "--data", str(tmp_path)
+    )
+    for label in ("(a) plain dask", "(b) I/O floor", "(c) pipeline", "(d) pipeline, the user's"):
+        assert label in out
+    assert "measured: " in out and "measured on the block at rows 0:" in out
+    assert "a/d =" in out and "c / (b + compute/cores) =" in out
+    assert "(c) at 1400x1400" in out and "(d) at 1400x1400" in out
