@@ -83,6 +83,16 @@ def _stop_if_told(unraisable: Any) -> None:
     sys.__unraisablehook__(unraisable)
 
 
+def _quiet(unraisable: Any) -> None:
+    """A stopping worker's hook for exceptions Python cannot raise: exit now on a second
+    stop, else say nothing (the run reports why it stopped)."""
+    import os
+
+    if isinstance(unraisable.exc_value, SystemExit):
+        code = unraisable.exc_value.code
+        os._exit(code if isinstance(code, int) else 1)
+
+
 def _warm_up() -> None:
     """Import what every task needs, so that a worker's imports overlap the parent's work of
     pickling the tasks (and spilling in-memory arrays) instead of following it."""
@@ -94,10 +104,16 @@ def _warm_up() -> None:
 
 def _exit(signum: int, frame: object) -> None:
     # Stopped mid-block: zarr's pending writes are abandoned on purpose (the block is not
-    # recorded, so it is done again), and asyncio's note of each is noise on the terminal.
+    # recorded, so it is done again), and asyncio's note of each is noise on the terminal;
+    # so are the warnings and "Exception ignored" notes of what the stop interrupted (seen
+    # under load: a coroutine never awaited, an event loop stopped half-built).
     import logging
+    import sys
+    import warnings
 
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    warnings.simplefilter("ignore")
+    sys.unraisablehook = _quiet
     from pipeline.errors import WorkerStopped
 
     raise WorkerStopped(128 + signum)
