@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="finish an interrupted run: keep the blocks it wrote, compute the rest",
     )
-    run.add_argument("--dry-run", action="store_true", help="print the plan, compute nothing")
+    run.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--json", action="store_true", help="print the run report as JSON")
     run.set_defaults(handler=_run)

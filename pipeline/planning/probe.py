@@ -84,9 +84,9 @@ class Measurement:
             if block.y0 >= w.y1 or block.x0 >= w.x1:
                 continue
             if w.y0 <= block.y0 and block.y1 <= w.y1 and w.x0 <= block.x0 and block.x1 <= w.x1:
-                found[index] = self.result[
+                found[index] = self.result[  # a view: pickled, it carries its own pixels
                     block.y0 - w.y0 : block.y1 - w.y0, block.x0 - w.x0 : block.x1 - w.x0
-                ].copy()
+                ]
         return found
 
 
