@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import pipeline
 from pipeline.demo import write_dem
 from pipeline.errors import BlockFunctionError
-from pipeline.grid import ChunkGrid, Window
+from pipeline.grid import ChunkGrid, Window, choose_blocks
 from pipeline.ops import terrain
 from pipeline.ops.terrain_kernels import slope
 from pipeline.planning import probe
@@ -167,3 +167,36 @@ def test_kept_blocks_are_exactly_those_inside_the_measured_block(
         assert (index in kept) == inside
         if inside:
             np.testing.assert_array_equal(kept[index], values[w.y0 : w.y1, w.x0 : w.x1])
+
+
+@given(
+    side=st.integers(1000, 20000),
+    unit=st.sampled_from([128, 256, 512]),
+    per_pixel=st.integers(1, 400),
+    target_mb=st.integers(1, 256),
+)
+def test_blocks_hold_at_most_the_task_target_when_tasks_allow(
+    side: int, unit: int, per_pixel: int, target_mb: int
+) -> None:
+    target = target_mb * 2**20
+
+    def task(block: tuple[int, int]) -> int:
+        return (block[0] + 2) * (block[1] + 2) * per_pixel
+
+    choice = choose_blocks(
+        (side, side),
+        (unit, unit),
+        (1, 1),
+        memory=task,
+        budget=2**40,
+        workers=2,
+        task_memory=task,
+        task_target=target,
+    )
+    free = choose_blocks((side, side), (unit, unit), (1, 1), memory=task, budget=2**40, workers=2)
+    assert choice.block[0] * choice.block[1] <= free.block[0] * free.block[1]
+    if task(choice.block) > target:  # only when no block is under it: then the smallest
+        assert choice.block[0] == min(unit, side)
+        assert "as every one holds over" in choice.reason or "the most tasks" in choice.reason
+    elif choice.block != free.block:
+        assert "larger blocks would hold over" in choice.reason
