@@ -8,15 +8,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pipeline.errors import MemoryBudgetError
-from pipeline.grid import BlockChoice, ChunkGrid, choose_blocks, normalize_chunks
+from pipeline.grid import BlockChoice, ChunkGrid, choose_blocks, halo_overhead, normalize_chunks
+from pipeline.io.records import read_record
 from pipeline.ops.tree import storage_tile, total_halo
 from pipeline.planning import memory
 from pipeline.planning.probe import Measurement, measure, needs_measuring
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import dask.array as da
 
     from pipeline.grid import ChunksLike
+    from pipeline.io import Remote
     from pipeline.ops import Program
 
 __all__ = ["block_unit", "choose_plan_blocks"]
@@ -40,17 +44,32 @@ def choose_plan_blocks(
     concurrent: int,
     budget: int,
     source: str,
+    resuming: Path | Remote | None = None,
 ) -> tuple[da.Array, BlockChoice, Measurement | None]:
     """The program cut into the blocks the plan chooses (whole units, enough for every
     worker, halo re-read bounded, memory within the budget), and the measurement of its
     first block when it runs a function that does not say what it allocates: blocks are
     chosen a first time on the usual guess, the program is measured on the first of them,
-    and blocks are chosen again on what it held."""
+    and blocks are chosen again on what it held.
+
+    When ``resuming`` an output, the blocks are those its run chose (memory available and
+    measurements vary from run to run; the blocks written must not)."""
     root = program.root
     shape = (int(array.shape[0]), int(array.shape[1]))
     unit = block_unit(program, array, chunks)
     cache = memory.cache_bytes(root, threads)
     target = memory.task_target()
+    before = _recorded_blocks(resuming, array) if resuming is not None else None
+    if before is not None:
+        per_worker = memory.worker_bytes(memory.task_bytes(root, before), threads, cache)
+        choice = BlockChoice(
+            before,
+            ChunkGrid.regular(array.shape, before).num_blocks,
+            halo_overhead(before, total_halo(root), shape),
+            per_worker,
+            "as the run being resumed chose them",
+        )
+        return program.regrid(ChunkGrid.regular(array.shape, before)), choice, None
 
     def choose(measured: Measurement | None) -> BlockChoice:
         return choose_blocks(
@@ -77,3 +96,13 @@ def choose_plan_blocks(
         measured = measure(root, first, unit)
         choice = choose(measured)
     return program.regrid(ChunkGrid.regular(array.shape, choice.block)), choice, measured
+
+
+def _recorded_blocks(output: Path | Remote, array: da.Array) -> tuple[int, int] | None:
+    """The blocks the run that wrote ``output`` chose, if it wrote an image of this shape."""
+    record = read_record(output)
+    layout = record.fingerprint.get("layout", {}) if record is not None else {}
+    if layout.get("shape") != list(array.shape) or len(layout.get("blocks", ())) != 2:
+        return None
+    by, bx = layout["blocks"]
+    return (int(by), int(bx))

@@ -270,9 +270,8 @@ def plan(
     block_timeout: float | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> Plan:
-    """Check a run of ``image`` into ``target`` without writing anything (a plan that chooses
-    blocks for a function that does not say what it allocates computes one block to measure
-    it, and keeps it for the run: `pipeline.planning.probe`).
+    """Check a run of ``image`` into ``target`` without writing anything (it may compute one
+    block to measure a function, kept for the run: `pipeline.planning.probe`).
 
     The keywords are those of :class:`RunOptions`, and ``storage_options`` for a ``target``
     on an object store (``s3://bucket/out.zarr``) when the environment cannot say them (an
@@ -318,6 +317,7 @@ def plan(
             concurrent=concurrent,
             budget=budget,
             source=source,
+            resuming=as_location(target, storage_options) if resume else None,
         )
         program = program_of(array)
         if chunks is None:

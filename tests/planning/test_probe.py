@@ -200,3 +200,33 @@ def test_blocks_hold_at_most_the_task_target_when_tasks_allow(
         assert "as every one holds over" in choice.reason or "the most tasks" in choice.reason
     elif choice.block != free.block:
         assert "larger blocks would hold over" in choice.reason
+
+
+HEAVY_CALLS: list[int] = []
+
+
+def heavy(block: np.ndarray) -> np.ndarray:
+    """40 float64 copies of the block at once."""
+    HEAVY_CALLS.append(1)
+    held = [block.astype(np.float64) + k for k in range(40)]
+    return (sum(held) / 40)[1:-1, 1:-1].astype(np.float32)
+
+
+def test_a_resumed_run_keeps_the_blocks_its_output_was_written_in(
+    dem: Path, tmp_path: Path
+) -> None:
+    image = pipeline.open_image(dem)
+    lazy = pipeline.apply(heavy, image, depth=1, dtype="float32")
+    first = pipeline.plan(lazy, tmp_path / "o.zarr", memory_limit="500MB")
+    first.execute(progress=False)
+    # Measured afresh with more memory, the blocks would differ: a resume keeps the old ones.
+    fresh = pipeline.plan(lazy, tmp_path / "other.zarr")
+    assert fresh.grid.chunk_shape != first.grid.chunk_shape
+    HEAVY_CALLS.clear()
+    resumed = pipeline.plan(lazy, tmp_path / "o.zarr", resume=True)
+    assert resumed.grid.chunk_shape == first.grid.chunk_shape
+    assert resumed.choice is not None
+    assert resumed.choice.reason == "as the run being resumed chose them"
+    assert resumed.measured is None and HEAVY_CALLS == [], "nothing computed to plan it"
+    report = resumed.execute(progress=False)
+    assert report.extra["blocks_skipped"] == first.tasks
