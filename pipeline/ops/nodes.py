@@ -51,7 +51,8 @@ __all__ = [
 
 TEMPORARIES = 4
 """float64 copies of its padded block a function other than a compiled kernel is assumed to
-hold at its peak (for the memory projection of a plan)."""
+hold at its peak (for the memory projection of a plan), until measured: a plan that chooses
+blocks measures it on one (`pipeline.planning.probe`)."""
 
 BLOCK_INFO_KEYWORD = "block_info"
 """A function with a parameter of this name receives a :class:`~pipeline.BlockInfo`."""
