@@ -58,7 +58,6 @@ def choose_plan_blocks(
     shape = (int(array.shape[0]), int(array.shape[1]))
     unit = block_unit(program, array, chunks)
     cache = memory.cache_bytes(root, threads)
-    target = memory.task_target()
     before = _recorded_blocks(resuming, array) if resuming is not None else None
     if before is not None:
         per_worker = memory.worker_bytes(memory.task_bytes(root, before), threads, cache)
@@ -83,7 +82,7 @@ def choose_plan_blocks(
             workers=concurrent,
             budget_source=source,
             task_memory=lambda block: memory.task_bytes(root, block, measured=measured),
-            task_target=target,
+            task_target=memory.TASK_TARGET,
         )
 
     if not needs_measuring(root):

@@ -28,7 +28,6 @@ __all__ = [
     "check_units",
     "memory_budget",
     "task_bytes",
-    "task_target",
     "worker_bytes",
 ]
 
@@ -97,11 +96,6 @@ def task_bytes(
     else:
         compute = max(root.peak_bytes(corner), root.peak_bytes(middle))
     return compute + 2 * by * bx * root.pixel_nbytes  # the block and its compressed copy
-
-
-def task_target() -> int:
-    """Bytes a task should hold at most when blocks are chosen (:data:`TASK_TARGET`)."""
-    return TASK_TARGET
 
 
 def worker_bytes(per_task: int, threads: int, cache: int | None = None) -> int:
