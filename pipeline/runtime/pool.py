@@ -103,16 +103,18 @@ def _warm_up() -> None:
 
 
 def _exit(signum: int, frame: object) -> None:
-    # Stopped mid-block: zarr's pending writes are abandoned on purpose (the block is not
-    # recorded, so it is done again), and asyncio's note of each is noise on the terminal;
-    # so are the warnings and "Exception ignored" notes of what the stop interrupted (seen
-    # under load: a coroutine never awaited, an event loop stopped half-built).
-    import logging
+    # Stopped: the run has stopped and reports why. Whatever this worker would print from now
+    # on is noise on the user's terminal, before the run's one line: zarr's abandoned writes
+    # (the block is not recorded, so it is done again) and asyncio's note of each, warnings
+    # and "Exception ignored" notes of what the stop interrupted (seen under load: a coroutine
+    # never awaited, an event loop stopped half-built), a traceback from the pool's queues
+    # (seen in CI: "Process SpawnProcess-2:" first on stderr). Its stderr goes to the void.
+    import contextlib
+    import os
     import sys
-    import warnings
 
-    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
-    warnings.simplefilter("ignore")
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # sys.stderr writes to descriptor 2
     sys.unraisablehook = _quiet
     from pipeline.errors import WorkerStopped
 
