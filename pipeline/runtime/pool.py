@@ -83,16 +83,6 @@ def _stop_if_told(unraisable: Any) -> None:
     sys.__unraisablehook__(unraisable)
 
 
-def _quiet(unraisable: Any) -> None:
-    """A stopping worker's hook for exceptions Python cannot raise: exit now on a second
-    stop, else say nothing (the run reports why it stopped)."""
-    import os
-
-    if isinstance(unraisable.exc_value, SystemExit):
-        code = unraisable.exc_value.code
-        os._exit(code if isinstance(code, int) else 1)
-
-
 def _warm_up() -> None:
     """Import what every task needs, so that a worker's imports overlap the parent's work of
     pickling the tasks (and spilling in-memory arrays) instead of following it."""
@@ -111,11 +101,9 @@ def _exit(signum: int, frame: object) -> None:
     # (seen in CI: "Process SpawnProcess-2:" first on stderr). Its stderr goes to the void.
     import contextlib
     import os
-    import sys
 
     with contextlib.suppress(OSError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # sys.stderr writes to descriptor 2
-    sys.unraisablehook = _quiet
     from pipeline.errors import WorkerStopped
 
     raise WorkerStopped(128 + signum)
